@@ -1,0 +1,46 @@
+# kwil-sync: `make demo` runs the main job, `make test` checks everything.
+# Both set themselves up (venv, pip, npm) and are safe to re-run.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+NODE_DIR := tests/node
+PY_STAMP := $(VENV)/.installed
+NODE_STAMP := $(NODE_DIR)/node_modules/.installed
+
+.PHONY: setup test lint typecheck pytest demo bench proto clean
+
+setup: $(PY_STAMP) $(NODE_STAMP)
+
+$(PY_STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+$(NODE_STAMP): $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
+	cd $(NODE_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+lint: $(PY_STAMP)
+	$(BIN)/ruff check .
+
+typecheck: $(PY_STAMP)
+	$(BIN)/mypy kwil_sync blocks tasks flows shim deployments bench
+
+pytest: setup
+	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+test: lint typecheck pytest
+
+demo: setup
+	$(BIN)/kwil-sync demo $(DEMO_ARGS)
+
+bench: setup
+	for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+proto: $(PY_STAMP)
+	$(BIN)/python -m proto.generate
+
+clean:
+	rm -rf $(VENV) $(NODE_DIR)/node_modules .mypy_cache .ruff_cache .pytest_cache
