@@ -1,0 +1,303 @@
+"""Fetch documents (transaction and data item bodies) from an Arweave gateway.
+
+Downloads are streamed and the size cap is enforced while reading, so an oversize
+document is dropped after `max_bytes` and never held whole. Many documents are fetched
+concurrently over one pooled client, and results come back in input order, each with
+its own error, so one bad id never hides the others. 5xx, 429, connection errors and
+timeouts are retried with exponential backoff (honouring a short Retry-After).
+
+Example:
+    ```python
+    with GatewayDataClient("http://127.0.0.1:1984", max_bytes=1 << 20) as docs:
+        for result in docs.fetch_many(ids):
+            print(result.id, result.error or len(result.data or b""))
+    ```
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from types import TracebackType
+
+import httpx
+
+__all__ = [
+    "AsyncGatewayDataClient",
+    "DocumentNotFound",
+    "DocumentTooLarge",
+    "FetchResult",
+    "GatewayDataClient",
+    "GatewayError",
+    "UnexpectedContentType",
+]
+
+_ID = re.compile(r"^[A-Za-z0-9_-]{43}$")
+_MAX_RETRY_AFTER = 10.0
+
+
+class GatewayError(RuntimeError):
+    """A document could not be fetched; `id` names it. Base of the other errors here."""
+
+    def __init__(self, id: str, message: str) -> None:
+        super().__init__(message)
+        self.id = id
+
+
+class DocumentNotFound(GatewayError):
+    """The gateway answered 404: the document is unknown there (or not yet indexed)."""
+
+
+class DocumentTooLarge(GatewayError):
+    """The document is larger than `max_bytes`; it was not read further."""
+
+
+class UnexpectedContentType(GatewayError):
+    """The gateway served the document with another Content-Type than expected."""
+
+
+class _Retry(Exception):
+    def __init__(self, reason: str, wait: float | None = None) -> None:
+        super().__init__(reason)
+        self.wait = wait
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """One document of `fetch_many`: `data` on success, else `error`."""
+
+    id: str
+    data: bytes | None
+    error: Exception | None
+
+
+class _Common:
+    def __init__(self, url: str, *, max_bytes: int = 4 << 20, concurrency: int = 16,
+                 timeout: float = 30.0, retries: int = 4, backoff: float = 0.25,
+                 expected_content_type: str | None = None,
+                 path_template: str = "/{id}") -> None:
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+        self.url = url.rstrip("/")
+        self.max_bytes = max_bytes
+        self.concurrency = concurrency
+        self.timeout = timeout
+        self.retries = max(1, retries)
+        self.backoff = backoff
+        self.expected_content_type = expected_content_type
+        self.path_template = path_template
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.url!r}, concurrency={self.concurrency})"
+
+    def _limits(self) -> httpx.Limits:
+        return httpx.Limits(max_connections=self.concurrency,
+                            max_keepalive_connections=self.concurrency)
+
+    def _document_url(self, id: str) -> str:
+        if not _ID.match(id):
+            raise ValueError(f"{id!r} is not an Arweave id (43 base64url characters)")
+        return self.url + self.path_template.format(id=id)
+
+    def _check_head(self, id: str, response: httpx.Response) -> None:
+        """Raise for a status or header that rules the body out before reading it."""
+        status = response.status_code
+        if status == 404:
+            raise DocumentNotFound(id, f"document {id} not found at {self.url} (404); it may "
+                                   "not be indexed yet: retry later or try another gateway")
+        if status == 429 or status >= 500:
+            raise _Retry(f"HTTP {status}", _retry_after(response))
+        if status != 200:
+            raise GatewayError(id, f"{self.url} answered HTTP {status} for document {id}; "
+                               "check the gateway URL")
+        length = response.headers.get("content-length")
+        if length and length.isdigit() and int(length) > self.max_bytes:
+            raise self._too_large(id, f"{length} bytes")
+        if self.expected_content_type:
+            media = response.headers.get("content-type", "").split(";")[0].strip().lower()
+            if media != self.expected_content_type.lower():
+                raise UnexpectedContentType(
+                    id, f"document {id} is served as {media or 'no type'!r}, expected "
+                    f"{self.expected_content_type!r}: it is not a document of this kind")
+
+    def _too_large(self, id: str, size: str) -> DocumentTooLarge:
+        return DocumentTooLarge(id, f"document {id} is larger than max_bytes={self.max_bytes} "
+                                f"({size}); raise max_bytes if it is legitimate")
+
+    def _append(self, id: str, body: bytearray, chunk: bytes) -> None:
+        body += chunk
+        if len(body) > self.max_bytes:
+            raise self._too_large(id, f"over {len(body)} bytes read")
+
+    def _wait(self, attempt: int, hint: float | None) -> float:
+        if hint is not None:
+            return min(hint, _MAX_RETRY_AFTER)
+        return float(min(8.0, self.backoff * 2**attempt) * (0.5 + random.random() / 2))
+
+    def _exhausted(self, id: str, reason: str) -> GatewayError:
+        return GatewayError(id, f"document {id} from {self.url} failed {self.retries} times, "
+                            f"last: {reason}; check that the gateway is up, then retry")
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after", "")
+    return float(value) if value.isdigit() else None
+
+
+class GatewayDataClient(_Common):
+    """Fetch documents by id from `{url}/{id}` with bounded concurrency.
+
+    Args:
+        url: The gateway base URL.
+        max_bytes: Largest document accepted; larger ones raise DocumentTooLarge.
+        concurrency: Parallel downloads in `fetch_many` (and pooled connections).
+        timeout: Seconds per request (connect and each read).
+        retries: Tries per document for transient failures.
+        backoff: First retry delay in seconds, doubling per try (capped at 8 s).
+        expected_content_type: If set, documents of another media type are refused.
+        path_template: Where a document lives under `url` (ar.io also offers `/raw/{id}`).
+        http: An httpx.Client to use (not closed here); one is made otherwise.
+    """
+
+    def __init__(self, url: str, *, max_bytes: int = 4 << 20, concurrency: int = 16,
+                 timeout: float = 30.0, retries: int = 4, backoff: float = 0.25,
+                 expected_content_type: str | None = None, path_template: str = "/{id}",
+                 http: httpx.Client | None = None) -> None:
+        super().__init__(url, max_bytes=max_bytes, concurrency=concurrency, timeout=timeout,
+                         retries=retries, backoff=backoff, path_template=path_template,
+                         expected_content_type=expected_content_type)
+        self._own_http = http is None
+        self.http = http or httpx.Client(timeout=timeout, limits=self._limits(),
+                                         follow_redirects=True)
+
+    def fetch(self, id: str) -> bytes:
+        """The document's bytes.
+
+        Raises:
+            DocumentNotFound, DocumentTooLarge, UnexpectedContentType: As named.
+            GatewayError: Another status, or transient failures on every try.
+            ValueError: If `id` is not an Arweave id.
+        """
+        url = self._document_url(id)
+        for attempt in range(self.retries):
+            try:
+                with self.http.stream("GET", url) as response:
+                    self._check_head(id, response)
+                    body = bytearray()
+                    for chunk in response.iter_bytes():
+                        self._append(id, body, chunk)
+                    return bytes(body)
+            except (_Retry, httpx.TransportError) as exc:
+                hint = exc.wait if isinstance(exc, _Retry) else None
+                if attempt + 1 >= self.retries:
+                    raise self._exhausted(id, str(exc) or type(exc).__name__) from exc
+                time.sleep(self._wait(attempt, hint))
+        raise AssertionError("unreachable")
+
+    def _result(self, id: str) -> FetchResult:
+        try:
+            return FetchResult(id, self.fetch(id), None)
+        except Exception as exc:
+            return FetchResult(id, None, exc)
+
+    def fetch_many(self, ids: Iterable[str]) -> Iterator[FetchResult]:
+        """Fetch `ids` `concurrency` at a time; yield results in input order.
+
+        At most 2 x concurrency documents are in flight or waiting to be taken.
+        """
+        window = 2 * self.concurrency
+        pending: deque[Future[FetchResult]] = deque()
+        pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="gateway-data")
+        try:
+            for id in ids:
+                pending.append(pool.submit(self._result, id))
+                if len(pending) >= window:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def close(self) -> None:
+        if self._own_http:
+            self.http.close()
+
+    def __enter__(self) -> GatewayDataClient:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+
+class AsyncGatewayDataClient(_Common):
+    """asyncio twin of GatewayDataClient (same arguments, `http` an httpx.AsyncClient)."""
+
+    def __init__(self, url: str, *, max_bytes: int = 4 << 20, concurrency: int = 16,
+                 timeout: float = 30.0, retries: int = 4, backoff: float = 0.25,
+                 expected_content_type: str | None = None, path_template: str = "/{id}",
+                 http: httpx.AsyncClient | None = None) -> None:
+        super().__init__(url, max_bytes=max_bytes, concurrency=concurrency, timeout=timeout,
+                         retries=retries, backoff=backoff, path_template=path_template,
+                         expected_content_type=expected_content_type)
+        self._own_http = http is None
+        self.http = http or httpx.AsyncClient(timeout=timeout, limits=self._limits(),
+                                              follow_redirects=True)
+
+    async def afetch(self, id: str) -> bytes:
+        """Async `GatewayDataClient.fetch`: same errors."""
+        url = self._document_url(id)
+        for attempt in range(self.retries):
+            try:
+                async with self.http.stream("GET", url) as response:
+                    self._check_head(id, response)
+                    body = bytearray()
+                    async for chunk in response.aiter_bytes():
+                        self._append(id, body, chunk)
+                    return bytes(body)
+            except (_Retry, httpx.TransportError) as exc:
+                hint = exc.wait if isinstance(exc, _Retry) else None
+                if attempt + 1 >= self.retries:
+                    raise self._exhausted(id, str(exc) or type(exc).__name__) from exc
+                await asyncio.sleep(self._wait(attempt, hint))
+        raise AssertionError("unreachable")
+
+    async def _aresult(self, id: str, gate: asyncio.Semaphore) -> FetchResult:
+        async with gate:
+            try:
+                return FetchResult(id, await self.afetch(id), None)
+            except Exception as exc:
+                return FetchResult(id, None, exc)
+
+    async def afetch_many(self, ids: Iterable[str]) -> AsyncIterator[FetchResult]:
+        """Async `GatewayDataClient.fetch_many`: input order, bounded concurrency."""
+        gate = asyncio.Semaphore(self.concurrency)
+        pending: deque[asyncio.Task[FetchResult]] = deque()
+        try:
+            for id in ids:
+                pending.append(asyncio.ensure_future(self._aresult(id, gate)))
+                if len(pending) >= 2 * self.concurrency:
+                    yield await pending.popleft()
+            while pending:
+                yield await pending.popleft()
+        finally:
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    async def aclose(self) -> None:
+        if self._own_http:
+            await self.http.aclose()
+
+    async def __aenter__(self) -> AsyncGatewayDataClient:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.aclose()

@@ -1,0 +1,255 @@
+"""Page through `transactions` on an Irys bundler or an Arweave gateway, one page ahead.
+
+Built on gql over httpx. While the caller works on a page, the next one is already
+being requested (a single worker thread, or an asyncio task for the async twin), so
+paging overlaps with fetching and applying documents but never runs more than one
+page ahead. Transient failures (5xx, 429, connection errors, timeouts, non-GraphQL
+answers) are retried with exponential backoff; a GraphQL error in the answer (a bad
+query) is not.
+
+Irys fields chosen (from the Irys docs and the `@irys/query` package): arguments
+`ids, owners, tags, first, after, order, timestamp{from,to}`; node fields `id address
+timestamp signature tags{name value}`; `pageInfo{hasNextPage endCursor}`, with the last
+edge's cursor used when `endCursor` is absent. Irys has no owner key, anchor or target.
+
+Example:
+    ```python
+    pager = GraphQLPager("http://127.0.0.1:1984/graphql", "gateway")
+    for page in pager.pages({"Application": ["KwilDb"]}, order="ASC"):
+        for record in page.records:
+            print(record.id, record.tag("Type"))
+    ```
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from gql import Client, gql
+from gql.client import SyncClientSession
+from gql.transport.exceptions import (
+    TransportConnectionFailed,
+    TransportProtocolError,
+    TransportQueryError,
+    TransportServerError,
+)
+from gql.transport.httpx import HTTPXAsyncTransport, HTTPXTransport
+
+from kwil_sync.arweave.graphql_queries import (
+    Dialect,
+    Order,
+    Page,
+    TagFilter,
+    TxRecord,
+    build_query,
+    parse_page,
+)
+
+__all__ = ["AsyncGraphQLPager", "GraphQLError", "GraphQLPager", "Page", "TxRecord"]
+
+
+class GraphQLError(RuntimeError):
+    """A GraphQL page could not be read (after retries, or the query was refused)."""
+
+
+def _is_transient(exc: Exception) -> bool:
+    if isinstance(exc, TransportServerError):
+        return exc.code is None or exc.code >= 500 or exc.code == 429
+    return isinstance(exc, TransportConnectionFailed | TransportProtocolError | TimeoutError)
+
+
+class _PagerBase:
+    def __init__(self, url: str, dialect: Dialect, *, page_size: int = 100,
+                 timeout: float = 30.0, retries: int = 4, backoff: float = 0.5,
+                 size_argument: str = "first", http_options: dict[str, Any] | None = None
+                 ) -> None:
+        if dialect not in ("irys", "gateway"):
+            raise ValueError(f"dialect must be 'irys' or 'gateway', got {dialect!r}")
+        if not 1 <= page_size <= 1000:
+            raise ValueError(f"page_size must be 1..1000 (gateways cap it at 100), got {page_size}")
+        self.url = url
+        self.dialect: Dialect = dialect
+        self.page_size = page_size
+        self.timeout = timeout
+        self.retries = max(1, retries)
+        self.backoff = backoff
+        self.size_argument = size_argument
+        self.http_options = dict(http_options or {})
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.url!r}, {self.dialect!r})"
+
+    def _query_for(self, filters: dict[str, Any]) -> Callable[[str | None], str]:
+        def query(after: str | None) -> str:
+            return build_query(self.dialect, page_size=self.page_size, after=after,
+                               size_argument=self.size_argument, **filters)
+
+        query(None)  # refuse bad filters before any request is made
+        return query
+
+    def _delay(self, attempt: int) -> float:
+        return float(min(8.0, self.backoff * 2**attempt) * (0.5 + random.random() / 2))
+
+    def _give_up(self, exc: Exception, attempt: int) -> GraphQLError | None:
+        """The error to raise now, or None when the failure deserves another try."""
+        if isinstance(exc, TransportQueryError):
+            return GraphQLError(f"{self.url} refused the query: {exc}; check the filters and "
+                                f"that the URL serves the {self.dialect!r} dialect")
+        if not _is_transient(exc):
+            return GraphQLError(f"GraphQL request to {self.url} failed: {exc!r}")
+        if attempt + 1 >= self.retries:
+            return GraphQLError(f"GraphQL request to {self.url} failed {self.retries} times, "
+                                f"last: {exc}; check that the endpoint is up and reachable")
+        return None
+
+    def _parse(self, result: dict[str, Any]) -> Page:
+        try:
+            return parse_page(self.dialect, result)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise GraphQLError(f"{self.url} answered without a transactions connection: "
+                               f"{exc!r}") from exc
+
+
+def _check_progress(previous: str | None, page: Page, url: str) -> bool:
+    """True when another page should be requested after `page`."""
+    if not page.has_next:
+        return False
+    if page.end_cursor is None or page.end_cursor == previous:
+        raise GraphQLError(f"{url} says more pages follow but its cursor did not move; "
+                           "stopping to avoid a loop")
+    return True
+
+
+
+class GraphQLPager(_PagerBase):
+    """Synchronous pager; see the module docstring.
+
+    Args:
+        url: The GraphQL endpoint, e.g. `https://uploader.irys.xyz/graphql`.
+        dialect: "irys" or "gateway".
+        page_size: Records per page (keep at most 100 for gateways).
+        timeout: Seconds per HTTP request.
+        retries: Tries per page before GraphQLError.
+        backoff: First retry delay in seconds; doubles per try, capped at 8 s.
+        size_argument: "first", or "limit" for older Irys nodes.
+        http_options: Extra keyword arguments for the httpx client (headers, proxies...).
+    """
+
+    def _fetch(self, session: SyncClientSession, query: str) -> Page:
+        request = gql(query)
+        for attempt in range(self.retries):
+            try:
+                return self._parse(session.execute(request))
+            except Exception as exc:
+                error = self._give_up(exc, attempt)
+                if error is not None:
+                    raise error from exc
+                time.sleep(self._delay(attempt))
+        raise AssertionError("unreachable")
+
+    def pages(self, tags: TagFilter | None = None, *, owners: Sequence[str] | None = None,
+              ids: Sequence[str] | None = None, order: Order = "ASC",
+              since_ms: int | None = None, until_ms: int | None = None,
+              min_block: int | None = None, max_block: int | None = None,
+              after: str | None = None) -> Iterator[Page]:
+        """Yield pages in order, the next one requested while this one is in use.
+
+        Args:
+            tags: Tag filters, `{name: [values]}` or `[(name, [values])]`; values are
+                OR'd within a tag, tags are AND'd.
+            owners: Signer addresses (0x on Irys, base64url on gateways).
+            ids: Only these ids.
+            order: "ASC" (oldest first) or "DESC".
+            since_ms: Irys only: upload timestamp lower bound (ms, inclusive).
+            until_ms: Irys only: upload timestamp upper bound (ms).
+            min_block: Gateways only: lowest block height.
+            max_block: Gateways only: highest block height.
+            after: Resume after this cursor (a record's `cursor` or a page's `end_cursor`).
+
+        Raises:
+            GraphQLError: After the last try, or at once if the query is refused.
+            ValueError: If a filter does not exist in this dialect.
+        """
+        query = self._query_for(dict(tags=tags, owners=owners, ids=ids, order=order,
+                                     since_ms=since_ms, until_ms=until_ms,
+                                     min_block=min_block, max_block=max_block))
+        transport = HTTPXTransport(self.url, timeout=self.timeout, **self.http_options)
+        client = Client(transport=transport, execute_timeout=None)
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="graphql-prefetch")
+        try:
+            with client as session:
+                future: Future[Page] = pool.submit(self._fetch, session, query(after))
+                cursor = after
+                while True:
+                    page = future.result()
+                    more = _check_progress(cursor, page, self.url)
+                    if more:  # ask for the next page before handing this one over
+                        cursor = page.end_cursor
+                        future = pool.submit(self._fetch, session, query(cursor))
+                    yield page
+                    if not more:
+                        return
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def records(self, tags: TagFilter | None = None, **filters: Any) -> Iterator[TxRecord]:
+        """Every matching record, page after page (same filters as `pages`)."""
+        for page in self.pages(tags, **filters):
+            yield from page.records
+
+
+class AsyncGraphQLPager(_PagerBase):
+    """asyncio twin of GraphQLPager (same arguments); prefetches with a task."""
+
+    async def _fetch(self, session: Any, query: str) -> Page:
+        request = gql(query)
+        for attempt in range(self.retries):
+            try:
+                return self._parse(await session.execute(request))
+            except Exception as exc:
+                error = self._give_up(exc, attempt)
+                if error is not None:
+                    raise error from exc
+                await asyncio.sleep(self._delay(attempt))
+        raise AssertionError("unreachable")
+
+    async def apages(self, tags: TagFilter | None = None, *, owners: Sequence[str] | None = None,
+                     ids: Sequence[str] | None = None, order: Order = "ASC",
+                     since_ms: int | None = None, until_ms: int | None = None,
+                     min_block: int | None = None, max_block: int | None = None,
+                     after: str | None = None) -> AsyncIterator[Page]:
+        """Async `GraphQLPager.pages`: same filters, same errors."""
+        query = self._query_for(dict(tags=tags, owners=owners, ids=ids, order=order,
+                                     since_ms=since_ms, until_ms=until_ms,
+                                     min_block=min_block, max_block=max_block))
+        transport = HTTPXAsyncTransport(self.url, timeout=self.timeout, **self.http_options)
+        client = Client(transport=transport, execute_timeout=None)
+        async with client as session:
+            task = asyncio.ensure_future(self._fetch(session, query(after)))
+            cursor = after
+            try:
+                while True:
+                    page = await task
+                    more = _check_progress(cursor, page, self.url)
+                    if more:
+                        cursor = page.end_cursor
+                        task = asyncio.ensure_future(self._fetch(session, query(cursor)))
+                    yield page
+                    if not more:
+                        return
+            finally:
+                if not task.done():
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
+
+    async def arecords(self, tags: TagFilter | None = None,
+                       **filters: Any) -> AsyncIterator[TxRecord]:
+        """Every matching record, page after page (same filters as `apages`)."""
+        async for page in self.apages(tags, **filters):
+            for record in page.records:
+                yield record
