@@ -1,0 +1,6 @@
+"""kwil-sync's Prefect blocks, registered through the `prefect.collections` entry point."""
+
+from blocks.arweave import ArweaveGateway, Bundler
+from blocks.kwil import KwilNode
+
+__all__ = ["ArweaveGateway", "Bundler", "KwilNode"]

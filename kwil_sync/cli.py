@@ -1,0 +1,99 @@
+"""The `kwil-sync` command.
+
+The core library never imports Prefect; the commands that run flows import them when
+they are called, so `kwil-sync --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main"]
+
+
+def _restore_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("original_dbid", help="the database's dbid on its first provider (Original-DBID)")
+    p.add_argument("--target", required=True,
+                   help="dbid (kwild v0.9) or namespace (v0.10) to apply the log to")
+    p.add_argument("--node", default="kwil-sync-target",
+                   help="name of the KwilNode block of the target provider")
+    p.add_argument("--gateway", default="kwil-sync-gateway",
+                   help="name of the ArweaveGateway block to read the log from")
+    p.add_argument("--trust", action="append", default=[], metavar="ADDRESS",
+                   help="also apply records signed by this provider address (repeatable); "
+                        "the original provider is always trusted")
+    p.add_argument("--deployment", action="store_true",
+                   help="submit a run of the served deployment instead of running here")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kwil-sync",
+        description="Keep Kwil databases safe and in step through a signed log on Arweave.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("shim", add_help=False,
+                   help="run the gRPC shim beside kwild (kwil-sync shim --help for options)")
+
+    p = sub.add_parser("restore", help="replay a database's log onto a provider")
+    _restore_args(p)
+    p.add_argument("--until", help="stop at this timestamp (ms since epoch) or action id")
+    p.add_argument("--dry-run", action="store_true",
+                   help="plan only: count records, bytes, signers, schema gaps; apply nothing")
+
+    p = sub.add_parser("follow", help="one poll of the log onto a provider (schedule it)")
+    _restore_args(p)
+
+    p = sub.add_parser("backfill", help="restore onto several providers as parallel flow runs")
+    p.add_argument("original_dbid", help="the database's Original-DBID")
+    p.add_argument("--target", dest="targets", action="append", required=True,
+                   metavar="NODE_BLOCK:TARGET",
+                   help="a KwilNode block name and the dbid or namespace on it (repeatable)")
+    p.add_argument("--gateway", default="kwil-sync-gateway", help="ArweaveGateway block name")
+    p.add_argument("--trust", action="append", default=[], metavar="ADDRESS",
+                   help="also trust this provider address (repeatable)")
+
+    p = sub.add_parser("status", help="cursor, lag, ledger counts and outbox depth per database")
+    p.add_argument("--ledger", help="ledger path (default: the kwil-sync state folder)")
+    p.add_argument("--shim", default=None, help="shim address host:port to ask for outbox depth")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    p = sub.add_parser("demo", help="the whole round trip on this machine, on 127.0.0.1")
+    p.add_argument("--json", action="store_true", help="print one JSON object last")
+    p.add_argument("--keep", action="store_true", help="leave the services running at the end")
+    p.add_argument("--actions", type=int, default=300, help="actions to write on provider A")
+    p.add_argument("--follow-actions", type=int, default=50,
+                   help="actions written after the restore, for the follow run")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["shim"]:
+        from shim.__main__ import main as shim_main
+
+        return int(shim_main(argv[1:]) or 0)
+    args = build_parser().parse_args(argv)
+    if args.command in ("restore", "follow", "backfill"):
+        from flows.cli import run_flow_command
+
+        result = run_flow_command(args)
+        print(json.dumps(result, indent=2, default=str))
+        return 0
+    if args.command == "status":
+        from flows.status import print_status
+
+        return print_status(ledger=args.ledger, shim=args.shim, as_json=args.json)
+    if args.command == "demo":
+        from deployments.demo import run_demo
+
+        return run_demo(actions=args.actions, follow_actions=args.follow_actions,
+                        as_json=args.json, keep=args.keep)
+    raise AssertionError(args.command)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
