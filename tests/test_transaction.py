@@ -3,9 +3,16 @@
 import json
 import random
 import subprocess
+import uuid
 
 import pytest
 
+from kwil_sync.arweave.gateway import (
+    GatewayClient,
+    GatewayError,
+    GatewayUnavailable,
+    WalletNotFunded,
+)
 from kwil_sync.arweave.merkle import (
     MAX_CHUNK_SIZE,
     MIN_CHUNK_SIZE,
@@ -17,6 +24,7 @@ from kwil_sync.arweave.merkle import (
 from kwil_sync.arweave.signers import ArweaveSigner, b64url, b64url_decode
 from kwil_sync.arweave.transaction import Transaction, TransactionError
 from kwil_sync.testing.arlocal import node_dir
+from kwil_sync.testing.procs import free_port
 
 KIB = 1024
 SIZES = [0, 1, 1000, 262144, 262145, 600000, 1024 * KIB + 7,
@@ -152,3 +160,60 @@ def test_bad_input_errors():
     with pytest.raises(TransactionError, match="malformed"):
         Transaction.from_json({"format": 2, "owner": "", "reward": "0", "signature": "",
                                "data_size": "x"})
+
+
+# --- against a real gateway (arlocal) ---------------------------------------------------
+
+
+def find_by_tag(arlocal, name: str, value: str) -> list[str]:
+    query = ('query($tags: [TagFilter!]) { transactions(tags: $tags) '
+             '{ edges { node { id } } } }')
+    body = arlocal.http.post("/graphql", json={
+        "query": query, "variables": {"tags": [{"name": name, "values": [value]}]}}).json()
+    return [edge["node"]["id"] for edge in body["data"]["transactions"]["edges"]]
+
+
+@pytest.fixture(scope="module")
+def gateway(arlocal, signer):
+    arlocal.mint(signer.address)
+    with GatewayClient(arlocal.url) as gw:
+        yield gw
+
+
+def signed(gw: GatewayClient, data: bytes, tags, signer: ArweaveSigner) -> Transaction:
+    return Transaction.create(data, tags, signer, last_tx=gw.tx_anchor(),
+                              reward=gw.price(len(data)))
+
+
+@pytest.mark.arlocal
+@pytest.mark.parametrize("size", [11, 600000], ids=["inline", "chunked"])
+def test_post_mine_find_and_serve(arlocal, gateway, signer, size):
+    data, marker = blob(size, 7), uuid.uuid4().hex
+    tx = signed(gateway, data, [("Content-Type", "application/octet-stream"),
+                                ("Test-Run", marker)], signer)
+    assert tx.inline == (size <= MAX_CHUNK_SIZE)
+    gateway.post_transaction(tx)
+    assert gateway.tx_status(tx.id).state == "pending"
+    arlocal.mine()
+    status = gateway.tx_status(tx.id)
+    assert status.state == "confirmed" and status.block_height == arlocal.height()
+    assert find_by_tag(arlocal, "Test-Run", marker) == [tx.id]
+    served = arlocal.http.get(f"/{tx.id}")
+    assert served.status_code == 200 and served.content == data
+
+
+@pytest.mark.arlocal
+def test_gateway_errors_are_typed(arlocal, gateway, signer):
+    assert gateway.tx_status(b64url(b"\x09" * 32)).state == "not_found"
+    tx = signed(gateway, b"x", [("A", "b")], signer)
+    forged = dict(tx.to_json(), reward=str(int(tx.reward) + 1))  # signature no longer matches
+    with pytest.raises(GatewayError, match="HTTP 400") as err:
+        gateway.post_transaction(Transaction.from_json(forged))
+    assert err.value.status == 400
+    poor = ArweaveSigner.generate(2048)  # never minted
+    with pytest.raises(WalletNotFunded, match="mint first") as err:
+        gateway.post_transaction(signed(gateway, b"y", [("A", "b")], poor))
+    assert err.value.status == 410
+    with GatewayClient(f"http://127.0.0.1:{free_port()}", timeout=2) as down, \
+            pytest.raises(GatewayUnavailable, match="unreachable"):
+        down.tx_anchor()
