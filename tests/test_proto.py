@@ -1,4 +1,4 @@
-"""The committed protobuf modules are fresh and speak the wire names kwild and the 2023 tools use."""
+"""The committed protobuf modules are fresh and speak the wire names kwild and 2023 tools use."""
 
 from __future__ import annotations
 

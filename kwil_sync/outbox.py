@@ -1,0 +1,270 @@
+"""The shim's durable queue of signed records waiting for upload.
+
+SQLite in WAL mode with `synchronous=FULL`: a commit is on disk (fsynced) before
+`save` returns, so an answer kwild received is never lost, whatever kills the shim.
+The sequence and previous action id of a (provider, original dbid) chain are assigned
+in the same transaction that stores the item, so sequences have no gaps and no
+repeats. A repeat of an action id returns the stored item and assigns nothing.
+
+Example:
+    ```python
+    outbox = Outbox("outbox.sqlite")
+    stored = outbox.save(action_id=aid, provider=signer.address, original_dbid=dbid,
+                         build=lambda sequence, prev: build_record(..., sequence=sequence,
+                                                                   prev_action_id=prev))
+    for item in outbox.pending(100, holder="run-1"):
+        ...  # upload item.raw
+    outbox.ack([item.item_id])
+    ```
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from kwil_sync.arweave.ans104 import DataItem
+
+__all__ = ["FIRST_PREV_ACTION_ID", "AckResult", "ChainStatus", "Outbox", "PendingItem",
+           "StoredItem"]
+
+FIRST_PREV_ACTION_ID = "-"  # Prev-Action-Id of sequence 1 (docs/RECORD.md)
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS items (
+    id INTEGER PRIMARY KEY,
+    action_id TEXT NOT NULL UNIQUE,
+    item_id TEXT NOT NULL UNIQUE,
+    provider TEXT NOT NULL,
+    original_dbid TEXT NOT NULL,
+    sequence INTEGER NOT NULL,
+    raw BLOB NOT NULL,
+    created_at_ms INTEGER NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'uploaded')),
+    lease_holder TEXT,
+    lease_until_ms INTEGER,
+    receipt TEXT,
+    uploaded_at_ms INTEGER,
+    UNIQUE (provider, original_dbid, sequence)
+);
+CREATE INDEX IF NOT EXISTS items_by_state ON items (state, id);
+CREATE TABLE IF NOT EXISTS chains (
+    provider TEXT NOT NULL,
+    original_dbid TEXT NOT NULL,
+    sequence INTEGER NOT NULL,
+    last_action_id TEXT NOT NULL,
+    last_uploaded_id TEXT,
+    PRIMARY KEY (provider, original_dbid)
+);
+"""
+
+
+@dataclass(frozen=True)
+class StoredItem:
+    """An item as the outbox holds it; `repeated` is True when an earlier save stored it."""
+
+    action_id: str
+    item_id: str
+    provider: str
+    original_dbid: str
+    sequence: int
+    created_at_ms: int
+    repeated: bool
+
+
+@dataclass(frozen=True)
+class PendingItem:
+    """One item waiting for upload, with its exact signed bytes."""
+
+    item_id: str
+    action_id: str
+    original_dbid: str
+    sequence: int
+    raw: bytes
+
+
+@dataclass(frozen=True)
+class ChainStatus:
+    """The outbox for one (provider, original dbid) chain."""
+
+    provider: str
+    original_dbid: str
+    pending: int
+    uploaded: int
+    sequence: int
+    last_action_id: str
+    last_uploaded_id: str
+
+
+@dataclass(frozen=True)
+class AckResult:
+    acknowledged: int
+    unknown_ids: list[str]
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Outbox:
+    """A durable, thread-safe outbox in one SQLite file.
+
+    Args:
+        path: The database file (created with its folder when missing).
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                                   timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version not in (0, SCHEMA_VERSION):
+            raise RuntimeError(f"{self.path} has outbox schema {version}; this kwil-sync "
+                               f"reads {SCHEMA_VERSION}: upgrade kwil-sync or use a new file")
+        self._db.executescript(_SCHEMA)
+        self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def get(self, action_id: str) -> StoredItem | None:
+        """The stored item for `action_id`, or None."""
+        with self._lock:
+            return self._get(action_id)
+
+    def _get(self, action_id: str) -> StoredItem | None:
+        row = self._db.execute(
+            "SELECT action_id, item_id, provider, original_dbid, sequence, created_at_ms "
+            "FROM items WHERE action_id = ?", (action_id,)).fetchone()
+        return StoredItem(*row, repeated=True) if row else None
+
+    def save(self, *, action_id: str, provider: str, original_dbid: str,
+             build: Callable[[int, str], DataItem]) -> StoredItem:
+        """Store the record of an action once, fsynced, with the chain's next sequence.
+
+        Args:
+            action_id: The record's Action-Id; a repeat returns the stored item.
+            provider: The provider address that signs the chain.
+            original_dbid: The chain's database.
+            build: Called with (sequence, prev_action_id) inside the transaction; returns
+                the signed data item. If it raises, nothing is stored.
+        """
+        with self._lock:
+            stored = self._get(action_id)
+            if stored is not None:
+                return stored
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                chain = self._db.execute(
+                    "SELECT sequence, last_action_id FROM chains "
+                    "WHERE provider = ? AND original_dbid = ?", (provider, original_dbid)
+                ).fetchone()
+                sequence, prev = (chain[0] + 1, chain[1]) if chain else (1, FIRST_PREV_ACTION_ID)
+                item = build(sequence, prev)
+                created = _now_ms()
+                self._db.execute(
+                    "INSERT INTO items (action_id, item_id, provider, original_dbid, sequence, "
+                    "raw, created_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (action_id, item.id, provider, original_dbid, sequence, item.raw, created))
+                self._db.execute(
+                    "INSERT INTO chains (provider, original_dbid, sequence, last_action_id) "
+                    "VALUES (?, ?, ?, ?) ON CONFLICT (provider, original_dbid) DO UPDATE SET "
+                    "sequence = excluded.sequence, last_action_id = excluded.last_action_id",
+                    (provider, original_dbid, sequence, action_id))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            return StoredItem(action_id, item.id, provider, original_dbid, sequence, created,
+                              repeated=False)
+
+    def pending(self, limit: int, *, holder: str = "", lease_seconds: float = 300.0
+                ) -> list[PendingItem]:
+        """Lease up to `limit` pending items, oldest first.
+
+        Items leased to another holder are skipped until their lease ends; the same
+        holder gets its own unacknowledged items again (a retried batch re-sends the
+        same bytes). An empty holder reads without taking a lease.
+        """
+        now = _now_ms()
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                rows = self._db.execute(
+                    "SELECT id, item_id, action_id, original_dbid, sequence, raw FROM items "
+                    "WHERE state = 'pending' AND (lease_holder IS NULL OR lease_holder = ? "
+                    "OR lease_until_ms < ?) ORDER BY id LIMIT ?", (holder, now, limit)
+                ).fetchall()
+                if holder and rows:
+                    self._db.executemany(
+                        "UPDATE items SET lease_holder = ?, lease_until_ms = ? WHERE id = ?",
+                        [(holder, now + int(lease_seconds * 1000), row[0]) for row in rows])
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return [PendingItem(item_id, action_id, dbid, seq, bytes(raw))
+                for _, item_id, action_id, dbid, seq, raw in rows]
+
+    def pending_count(self) -> int:
+        """How many items wait for upload (leased or not)."""
+        with self._lock:
+            return int(self._db.execute(
+                "SELECT count(*) FROM items WHERE state = 'pending'").fetchone()[0])
+
+    def ack(self, item_ids: Iterable[str], receipts: Mapping[str, str] | None = None
+            ) -> AckResult:
+        """Mark items uploaded (idempotent); ids the outbox does not hold are returned."""
+        receipts = receipts or {}
+        now = _now_ms()
+        acknowledged, unknown = 0, []
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for item_id in dict.fromkeys(item_ids):
+                    row = self._db.execute(
+                        "SELECT provider, original_dbid, state FROM items WHERE item_id = ?",
+                        (item_id,)).fetchone()
+                    if row is None:
+                        unknown.append(item_id)
+                        continue
+                    acknowledged += 1
+                    if row[2] == "uploaded":
+                        continue
+                    self._db.execute(
+                        "UPDATE items SET state = 'uploaded', receipt = ?, uploaded_at_ms = ?, "
+                        "lease_holder = NULL, lease_until_ms = NULL WHERE item_id = ?",
+                        (receipts.get(item_id), now, item_id))
+                    self._db.execute(
+                        "UPDATE chains SET last_uploaded_id = ? "
+                        "WHERE provider = ? AND original_dbid = ?", (item_id, row[0], row[1]))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return AckResult(acknowledged, unknown)
+
+    def status(self, original_dbid: str = "") -> list[ChainStatus]:
+        """Per chain: outbox depth, uploads, last sequence and last uploaded id."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT c.provider, c.original_dbid, "
+                "(SELECT count(*) FROM items i WHERE i.provider = c.provider AND "
+                " i.original_dbid = c.original_dbid AND i.state = 'pending'), "
+                "(SELECT count(*) FROM items i WHERE i.provider = c.provider AND "
+                " i.original_dbid = c.original_dbid AND i.state = 'uploaded'), "
+                "c.sequence, c.last_action_id, coalesce(c.last_uploaded_id, '') "
+                "FROM chains c WHERE ? = '' OR c.original_dbid = ? "
+                "ORDER BY c.original_dbid, c.provider", (original_dbid, original_dbid)
+            ).fetchall()
+        return [ChainStatus(*row) for row in rows]
