@@ -146,7 +146,10 @@ class Outbox:
         row = self._db.execute(
             "SELECT action_id, item_id, provider, original_dbid, sequence, created_at_ms "
             "FROM items WHERE action_id = ?", (action_id,)).fetchone()
-        return StoredItem(*row, repeated=True) if row else None
+        if row is None:
+            return None
+        action, item_id, provider, dbid, sequence, created = row
+        return StoredItem(action, item_id, provider, dbid, sequence, created, repeated=True)
 
     def save(self, *, action_id: str, provider: str, original_dbid: str,
              build: Callable[[int, str], DataItem]) -> StoredItem:
