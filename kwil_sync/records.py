@@ -11,9 +11,10 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from kwil_sync.arweave.ans104 import DataItem, EthereumSigner
+from kwil_sync.arweave.graphql_queries import TxRecord
 from kwil_sync.arweave.signers import b64url, b64url_decode
 from kwil_sync.arweave.tags import Tag
 
@@ -23,7 +24,6 @@ __all__ = [
     "RECORD_TYPE",
     "RecordError",
     "SyncRecord",
-    "TxFields",
     "action_id",
     "build_record",
     "canonical_text",
@@ -55,25 +55,6 @@ class RecordError(ValueError):
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
         self.reason = reason
-
-
-class TxFields(Protocol):
-    """What a GraphQL transaction row carries (`kwil_sync.arweave.graphql.TxRecord`)."""
-
-    @property
-    def id(self) -> str: ...
-    @property
-    def tags(self) -> Sequence[Tag]: ...
-    @property
-    def timestamp_ms(self) -> int | None: ...
-    @property
-    def owner_key(self) -> str | None: ...
-    @property
-    def signature(self) -> str | None: ...
-    @property
-    def anchor(self) -> str | None: ...
-    @property
-    def target(self) -> str | None: ...
 
 
 def encode_document(action_name: str, data: Sequence[tuple[str, str]]) -> bytes:
@@ -254,16 +235,15 @@ class SyncRecord:
         return _parse(item.id, item.tags, bytes(item.data), timestamp_ms, proof)
 
     @classmethod
-    def from_parts(cls, tx: TxFields, document: bytes) -> SyncRecord:
+    def from_parts(cls, tx: TxRecord, document: bytes) -> SyncRecord:
         """Read a record from a GraphQL row and the document fetched for its id.
 
         Raises:
             RecordError: Naming what is malformed.
         """
-        owner = _b64(tx.owner_key, "owner key")
+        owner = tx.owner_key
         sig_type = 1 if owner is not None and len(owner) == 512 else 3
-        proof = ItemProof(sig_type, _b64(tx.signature, "signature"), owner,
-                          _b64(tx.target, "target"), _b64(tx.anchor, "anchor"))
+        proof = ItemProof(sig_type, tx.signature, owner, _b64(tx.target, "target"), tx.anchor)
         return _parse(tx.id, [(n, v) for n, v in tx.tags], bytes(document), tx.timestamp_ms,
                       proof)
 

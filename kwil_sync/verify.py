@@ -1,0 +1,216 @@
+"""Trust: decide whether a parsed record may be applied (docs/RECORD.md, "Trust").
+
+Every refusal carries a short stable reason code (for quarantine tables, reports and
+alerts) and a sentence for people. The checks, in order: tag sanity, the `Signature`
+tag (it must recover `Provider-Address`), the payload hash (v2), the data item's own
+signature where the source supplies enough to rebuild it, and finally the trusted set.
+
+Sources differ in what they supply. Gateways report the owner key, signature, anchor
+and target, so the item's signing message can be rebuilt and checked exactly. Irys
+reports the signature but neither owner key nor anchor: the owner is taken from the
+public key `Signature` recovers, and a failure there cannot be told apart from an
+unreported anchor (the 2023 Bundlr client added a random one), so it counts as
+"unverifiable" rather than "bad". A v2 record does not need the item signature (its
+canonical text binds the payload hash); a 2023 record does, because its `Signature`
+binds only the random Action-Id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+from eth_utils import is_address, to_checksum_address
+
+from kwil_sync.arweave.deephash import deep_hash
+from kwil_sync.arweave.graphql_queries import TxRecord
+from kwil_sync.arweave.signers import b64url, b64url_decode, owner_address, verify_signature
+from kwil_sync.arweave.tags import TagError, encode_tags
+from kwil_sync.ethkeys import address_from_public_key, recover_personal
+from kwil_sync.kwil.dbid import dbid
+from kwil_sync.records import (
+    APPLICATION,
+    COMMON_TAGS,
+    CONTENT_TYPE,
+    LEGACY_VERSION,
+    RECORD_TYPE,
+    V2_TAGS,
+    ItemProof,
+    SyncRecord,
+)
+
+__all__ = ["REASONS", "TrustPolicy", "Verdict", "verify_record"]
+
+REASONS: dict[str, str] = {
+    "wrong-application": "tag Application is not KwilDb",
+    "wrong-type": "tag Type is not Action-Sync",
+    "wrong-content-type": "tag Content-Type is not application/json",
+    "duplicate-tag": "a record tag appears more than once",
+    "foreign-database": "Original-DBID names another database",
+    "bad-address": "Provider-Address is not an Ethereum address",
+    "bad-signature": "the Signature tag is not a 65-byte signature that recovers a key",
+    "signer-mismatch": "Signature was made by another key than Provider-Address",
+    "payload-hash-mismatch": "the document does not hash to Payload-SHA256",
+    "item-id-mismatch": "the item id is not the hash of its signature",
+    "bad-item-signature": "the data item signature does not verify",
+    "item-owner-mismatch": "the data item was signed by another key than Provider-Address",
+    "item-signature-unverifiable": "the source does not supply enough to check the item "
+                                   "signature, which a 2023 record needs",
+    "untrusted-signer": "the signer is neither the original provider nor configured",
+}
+
+
+@dataclass(frozen=True)
+class TrustPolicy:
+    """Who may write a database's log.
+
+    Args:
+        original_dbid: The database being replayed; records of others are refused.
+        trusted_providers: Extra provider addresses to trust (any case).
+        allow_unverified_legacy: Accept 2023 records whose item signature cannot be
+            checked (Irys rows); they are then trusted on the index's word.
+    """
+
+    original_dbid: str
+    trusted_providers: frozenset[str] = field(default_factory=frozenset)
+    allow_unverified_legacy: bool = False
+
+    def __init__(self, original_dbid: str,
+                 trusted_providers: set[str] | frozenset[str] = frozenset(),
+                 allow_unverified_legacy: bool = False) -> None:
+        bad = [a for a in trusted_providers if not is_address(a)]
+        if bad:
+            raise ValueError(f"trusted providers must be 0x addresses, got {bad}")
+        object.__setattr__(self, "original_dbid", original_dbid)
+        object.__setattr__(self, "trusted_providers",
+                           frozenset(to_checksum_address(a) for a in trusted_providers))
+        object.__setattr__(self, "allow_unverified_legacy", allow_unverified_legacy)
+
+    def is_original_provider(self, address: str, local_db_name: str) -> bool:
+        return dbid(address, local_db_name) == self.original_dbid
+
+    def trusts(self, address: str, local_db_name: str) -> bool:
+        return (to_checksum_address(address) in self.trusted_providers
+                or self.is_original_provider(address, local_db_name))
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome: `ok`, a stable `reason` code (`ok` when accepted), the recovered
+    `signer` (when the signature recovered) and a human `message`."""
+
+    ok: bool
+    reason: str
+    signer: str | None = None
+    message: str = ""
+
+
+class _Refused(Exception):
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(reason)
+        self.reason, self.detail = reason, detail
+
+
+def verify_record(record: SyncRecord, tx: TxRecord | None, policy: TrustPolicy) -> Verdict:
+    """Check one record against `policy`; never raises for hostile input.
+
+    Args:
+        record: The parsed record.
+        tx: The GraphQL row it came from, if any (its item proof and reported owner
+            are used); None to use the proof the record carries (a whole data item).
+        policy: The database and the trusted set.
+    """
+    signer: str | None = None
+    try:
+        _check_tags(record, policy)
+        public_key = _recover(record)
+        signer = address_from_public_key(public_key)
+        if record.version != LEGACY_VERSION:
+            actual = hashlib.sha256(record.document).hexdigest()
+            if actual != record.payload_sha256:
+                raise _Refused("payload-hash-mismatch", f"sha256 is {actual}")
+        _check_item(record, tx, public_key, policy)
+        if not policy.trusts(signer, record.local_db_name):
+            raise _Refused("untrusted-signer", f"{signer} is not trusted for "
+                           f"{policy.original_dbid}; add it to the trusted providers if it is")
+    except _Refused as refused:
+        message = REASONS[refused.reason] + (f": {refused.detail}" if refused.detail else "")
+        return Verdict(False, refused.reason, signer, f"record {record.tx_id}: {message}")
+    return Verdict(True, "ok", signer, f"record {record.tx_id} signed by {signer}")
+
+
+def _check_tags(record: SyncRecord, policy: TrustPolicy) -> None:
+    names = [n for n, _ in record.tags]
+    repeated = sorted({n for n in names if n in COMMON_TAGS + V2_TAGS and names.count(n) > 1})
+    if repeated:
+        raise _Refused("duplicate-tag", ", ".join(repeated))
+    first = dict(reversed(record.tags))  # the first value of each name
+    for name, want, reason in (("Application", APPLICATION, "wrong-application"),
+                               ("Type", RECORD_TYPE, "wrong-type"),
+                               ("Content-Type", CONTENT_TYPE, "wrong-content-type")):
+        if first.get(name) != want:
+            raise _Refused(reason, f"got {first.get(name, '')[:40]!r}")
+    if record.original_dbid != policy.original_dbid:
+        raise _Refused("foreign-database", f"{record.original_dbid[:64]!r}, replaying "
+                       f"{policy.original_dbid}")
+    if not is_address(record.provider_address):
+        raise _Refused("bad-address", repr(record.provider_address[:64]))
+
+
+def _recover(record: SyncRecord) -> bytes:
+    text = record.signature.removeprefix("0x")
+    try:
+        public_key = recover_personal(record.signed_text(), bytes.fromhex(text))
+    except ValueError as exc:
+        raise _Refused("bad-signature", str(exc)) from exc
+    recovered = address_from_public_key(public_key)
+    if recovered.lower() != record.provider_address.lower():
+        raise _Refused("signer-mismatch", f"recovered {recovered}, the tag says "
+                       f"{record.provider_address}")
+    return public_key
+
+
+def _proof(record: SyncRecord, tx: TxRecord | None) -> ItemProof:
+    if tx is None:
+        return record.proof
+    owner = tx.owner_key
+    sig_type = 1 if owner is not None and len(owner) == 512 else 3
+    try:
+        target = b64url_decode(tx.target) if tx.target else None
+    except ValueError as exc:
+        raise _Refused("bad-item-signature", "the reported target is not base64url") from exc
+    return ItemProof(sig_type, tx.signature, owner, target, tx.anchor)
+
+
+def _check_item(record: SyncRecord, tx: TxRecord | None, public_key: bytes,
+                policy: TrustPolicy) -> None:
+    """Check the item's own signature; refuse, or return when it verified or is optional."""
+    legacy = record.version == LEGACY_VERSION
+    reported = tx.owner_address if tx is not None else ""
+    if reported.startswith("0x") and reported.lower() != record.provider_address.lower():
+        raise _Refused("item-owner-mismatch", f"the index reports owner {reported}")
+    proof = _proof(record, tx)
+    if proof.signature is None:
+        if legacy and not policy.allow_unverified_legacy:
+            raise _Refused("item-signature-unverifiable", "the source reports no signature")
+        return
+    if b64url(hashlib.sha256(proof.signature).digest()) != record.tx_id:
+        raise _Refused("item-id-mismatch", f"id {record.tx_id}")
+    complete = proof.owner is not None  # gateways report owner, anchor and target
+    owner = proof.owner if proof.owner is not None else public_key
+    try:
+        tag_bytes = encode_tags(list(record.tags))
+    except TagError as exc:
+        raise _Refused("bad-item-signature", f"tags do not re-encode: {exc}") from exc
+    message = deep_hash([b"dataitem", b"1", str(proof.signature_type).encode(), owner,
+                         proof.target or b"", proof.anchor or b"", tag_bytes, record.document])
+    if verify_signature(proof.signature_type, owner, message, proof.signature):
+        if owner_address(proof.signature_type, owner).lower() != record.provider_address.lower():
+            raise _Refused("item-owner-mismatch", "the item owner is "
+                           f"{owner_address(proof.signature_type, owner)}")
+        return
+    if complete:
+        raise _Refused("bad-item-signature", "the owner's signature does not match the content")
+    if legacy and not policy.allow_unverified_legacy:
+        raise _Refused("item-signature-unverifiable", "no owner key or anchor reported (Irys); "
+                       "read through a gateway, or allow unverified 2023 records")
