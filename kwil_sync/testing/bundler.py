@@ -1,0 +1,327 @@
+"""An Irys-style bundler STAND-IN for tests and the demo, on 127.0.0.1 only.
+
+It is not Irys. What it does: accepts raw ANS-104 data items at `POST /tx/{token}`
+(parse and signature check, 400 otherwise), stores them in SQLite under `data_dir`,
+answers with a signed receipt (200) or the stored one for a repeat (201), serves each
+item's data at `GET /{id}` and `GET /tx/{id}/data`, answers the Irys GraphQL dialect at
+`/graphql` (see `bundler_graphql`), and every `bundle_interval` seconds (or on `flush()`)
+posts the items it has not posted yet as one ANS-104 bundle in an L1 transaction to
+arlocal, signed by its own minted wallet, then mines, so the items also appear on the
+gateway. A bundle is recorded before it is posted, so a restart re-posts it only when
+the gateway does not know it, never twice.
+
+What it does not model: payment and balances (uploads are free; a 402 only comes from
+`set_fault`), token-specific behaviour (the token is recorded, not checked), deadline
+enforcement, multiple nodes, receipts for other signature schemes, Irys' exact error
+texts, tag-only `hasTags` and receipt filters, and real Irys cursors (here a cursor is
+the base64url of an insertion number).
+
+Example:
+    ```python
+    with BundlerStandIn.start(arlocal_url=gw.url, data_dir=tmp_path) as bundler:
+        IrysUploader(bundler.url, "ethereum").upload([item])
+        bundler.flush()   # now on arlocal too
+    ```
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import tempfile
+import threading
+from dataclasses import dataclass
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from kwil_sync.arweave.ans104 import DataItem
+from kwil_sync.arweave.bundle import BUNDLE_TAGS, encode_bundle
+from kwil_sync.arweave.deephash import deep_hash
+from kwil_sync.arweave.gateway import GatewayClient, GatewayError, GatewayUnavailable
+from kwil_sync.arweave.signers import ArweaveSigner, b64url
+from kwil_sync.arweave.transaction import Transaction
+from kwil_sync.testing.bundler_graphql import irys_schema
+from kwil_sync.testing.bundler_http import make_handler
+from kwil_sync.testing.bundler_store import BundleRow, Store
+
+__all__ = ["BundlerStandIn", "BundlingFailed", "Fault"]
+
+log = logging.getLogger(__name__)
+RECEIPT_VERSION = "1.0.0"
+
+
+class BundlingFailed(RuntimeError):
+    """A bundling round failed (injected with `fail_bundling`, or arlocal refused it)."""
+
+
+@dataclass
+class Fault:
+    """A scripted answer for the next `remaining` requests on one route."""
+
+    status: int
+    retry_after: int | None
+    body: str
+    remaining: int
+
+
+class BundlerStandIn:
+    """The running stand-in; make one with `start`. See the module docstring."""
+
+    def __init__(self, *, data_dir: Path, arlocal_url: str | None, port: int,
+                 bundle_interval: float, signer: ArweaveSigner | None,
+                 max_bundle_items: int, max_item_bytes: int, deadline_blocks: int,
+                 mint_winston: int) -> None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir = data_dir
+        self.arlocal_url = arlocal_url.rstrip("/") if arlocal_url else None
+        self.bundle_interval = bundle_interval
+        self.max_bundle_items = max_bundle_items
+        self.max_item_bytes = max_item_bytes
+        self.deadline_blocks = deadline_blocks
+        self.signer = signer or _load_or_create_wallet(data_dir / "bundler-wallet.json")
+        self.store = Store(data_dir / "bundler.sqlite3")
+        self.schema = irys_schema()
+        self.last_error: Exception | None = None
+        self._faults: dict[str, Fault] = {}
+        self._bundling_failures = 0
+        self._height = 0
+        self._lock = threading.Lock()
+        self._accept_lock = threading.Lock()
+        self._bundle_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._http = httpx.Client(timeout=30)
+        self.gateway = GatewayClient(self.arlocal_url) if self.arlocal_url else None
+        if self.arlocal_url:
+            self._arlocal("mint", f"/mint/{self.signer.address}/{mint_winston}")
+            self._refresh_height()
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), make_handler(self))
+        self._server.daemon_threads = True
+        self.port = int(self._server.server_address[1])
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._threads = [threading.Thread(target=self._server.serve_forever,
+                                          kwargs={"poll_interval": 0.1}, daemon=True,
+                                          name="bundler-http")]
+        if self.gateway is not None and bundle_interval > 0:
+            self._threads.append(threading.Thread(target=self._bundle_loop, daemon=True,
+                                                  name="bundler-bundling"))
+        for thread in self._threads:
+            thread.start()
+
+    @classmethod
+    def start(cls, arlocal_url: str | None = None, port: int | None = None,
+              data_dir: str | Path | None = None, *, bundle_interval: float = 2.0,
+              signer: ArweaveSigner | None = None, max_bundle_items: int = 1000,
+              max_item_bytes: int = 16 << 20, deadline_blocks: int = 200,
+              mint_winston: int = 10**15) -> BundlerStandIn:
+        """Start serving on 127.0.0.1.
+
+        Args:
+            arlocal_url: arlocal to bundle into; None serves uploads and GraphQL only.
+            port: The port; a free one when None.
+            data_dir: Where the SQLite store and the wallet live (a temp dir when None).
+            bundle_interval: Seconds between bundling rounds; 0 bundles only on `flush()`.
+            signer: The bundler's RSA wallet; by default loaded from (or created in)
+                `data_dir/bundler-wallet.json`.
+            max_bundle_items: Items per bundle transaction at most.
+            max_item_bytes: Largest upload accepted (413 above).
+            deadline_blocks: Receipt deadlineHeight = arlocal height + this.
+            mint_winston: Winston minted to the wallet on arlocal at start.
+        """
+        directory = Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="bundler-"))
+        return cls(data_dir=directory, arlocal_url=arlocal_url, port=port or 0,
+                   bundle_interval=bundle_interval, signer=signer,
+                   max_bundle_items=max_bundle_items, max_item_bytes=max_item_bytes,
+                   deadline_blocks=deadline_blocks, mint_winston=mint_winston)
+
+    def __repr__(self) -> str:
+        return f"BundlerStandIn({self.url!r}, arlocal={self.arlocal_url!r})"
+
+    # uploads
+
+    def accept(self, item: DataItem, token: str) -> tuple[dict[str, Any], bool]:
+        """Store a verified item; (receipt, True) if new, (stored receipt, False) if not."""
+        with self._accept_lock:  # one at a time, so timestamp order is insertion order
+            stored = self.store.receipt_of(item.id)
+            if stored is not None:
+                return stored, False
+            timestamp = self.store.next_timestamp()
+            receipt = self._receipt(item.id, timestamp)
+            self.store.add(item, token, timestamp, receipt)
+            return receipt, True
+
+    def _receipt(self, id: str, timestamp: int) -> dict[str, Any]:
+        deadline = self._height + self.deadline_blocks
+        message = deep_hash([b"Bundlr", RECEIPT_VERSION.encode(), id.encode(),
+                             str(deadline).encode(), str(timestamp).encode()])
+        return {"id": id, "timestamp": timestamp, "version": RECEIPT_VERSION,
+                "public": b64url(self.signer.owner),
+                "signature": b64url(self.signer.sign(message)), "deadlineHeight": deadline}
+
+    def info(self) -> dict[str, Any]:
+        return {"version": "kwil-sync-standin", "addresses": {"arweave": self.signer.address},
+                "gateway": self.arlocal_url, "unbundled": self.store.count_unbundled()}
+
+    # faults
+
+    def set_fault(self, status: int = 402, *, retry_after: int | None = None, count: int = 1,
+                  route: str = "upload", body: str | None = None) -> None:
+        """Answer the next `count` requests on `route` ("upload", "graphql", "data") with
+        `status` (and `Retry-After` when given) instead of serving them."""
+        if route not in ("upload", "graphql", "data"):
+            raise ValueError(f"route must be upload, graphql or data, got {route!r}")
+        with self._lock:
+            self._faults[route] = Fault(status, retry_after,
+                                        body or f"fault injected by the stand-in: {status}",
+                                        count)
+
+    def take_fault(self, route: str) -> Fault | None:
+        with self._lock:
+            fault = self._faults.get(route)
+            if fault is None or fault.remaining <= 0:
+                return None
+            fault.remaining -= 1
+            return fault
+
+    def fail_bundling(self, count: int = 1) -> None:
+        """Make the next `count` bundling rounds fail before posting anything."""
+        with self._lock:
+            self._bundling_failures = count
+
+    # bundling
+
+    def flush(self) -> list[str]:
+        """Post every item not yet posted (and any bundle left unposted) and mine.
+
+        Returns:
+            The ids of the bundle transactions posted in this round.
+
+        Raises:
+            BundlingFailed: When injected, or when arlocal refuses a bundle.
+            GatewayError: When arlocal is unreachable (the round is retried later).
+        """
+        if self.gateway is None:
+            raise BundlingFailed("this stand-in was started without arlocal_url: nothing to "
+                                 "bundle into")
+        with self._bundle_lock:
+            with self._lock:
+                if self._bundling_failures > 0:
+                    self._bundling_failures -= 1
+                    raise BundlingFailed("bundling failure injected by fail_bundling()")
+            posted = [row.id for row in self.store.bundles("signed") if self._repost(row)]
+            while batch := self.store.unbundled(self.max_bundle_items):
+                data = encode_bundle([DataItem.parse(raw) for _, raw in batch])
+                tx = Transaction.create(data, list(BUNDLE_TAGS), self.signer,
+                                        last_tx=self.gateway.tx_anchor(),
+                                        reward=self.gateway.price(len(data)))
+                self.store.claim(tx.id, tx.to_json(with_data=True), [seq for seq, _ in batch])
+                self.gateway.post_transaction(tx)
+                self._mine_and_mark(tx.id)
+                posted.append(tx.id)
+            return posted
+
+    def _repost(self, row: BundleRow) -> bool:
+        """Finish a bundle recorded but maybe not posted; False if it had to be dropped."""
+        assert self.gateway is not None
+        if self.gateway.tx_status(row.id).state == "not_found":
+            try:
+                self.gateway.post_transaction(Transaction.from_json(row.tx_json))
+            except GatewayUnavailable:
+                raise
+            except GatewayError as exc:  # e.g. its anchor expired: bundle the items afresh
+                log.warning("bundle %s refused on re-post (%s); re-bundling its items",
+                            row.id, exc)
+                self.store.mark(row.id, "abandoned")
+                return False
+        self._mine_and_mark(row.id)
+        return True
+
+    def _mine_and_mark(self, bundle_id: str) -> None:
+        self._arlocal("mine", "/mine")
+        self.store.mark(bundle_id, "posted")
+        self._refresh_height()
+
+    def _arlocal(self, what: str, path: str) -> httpx.Response:
+        try:
+            response = self._http.get(f"{self.arlocal_url}{path}")
+            response.raise_for_status()
+            return response
+        except httpx.HTTPError as exc:
+            raise GatewayUnavailable(f"{what} on arlocal {self.arlocal_url} failed: {exc!r}; "
+                                     "is arlocal running?") from exc
+
+    def _refresh_height(self) -> None:
+        self._height = int(self._arlocal("info", "/info").json()["height"])
+
+    def _bundle_loop(self) -> None:
+        while not self._stop.wait(self.bundle_interval):
+            try:
+                self.flush()
+                self.last_error = None
+            except Exception as exc:  # kept for tests; the next round retries
+                self.last_error = exc
+                log.warning("bundling round failed: %s", exc)
+
+    # lifecycle
+
+    def stop(self) -> None:
+        """Stop serving and bundling; the store stays on disk for a restart."""
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        self._server.shutdown()
+        self._server.server_close()
+        for thread in self._threads:
+            thread.join(timeout=30)
+        self._http.close()
+        if self.gateway is not None:
+            self.gateway.close()
+        self.store.close()
+
+    def __enter__(self) -> BundlerStandIn:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+
+def _load_or_create_wallet(path: Path) -> ArweaveSigner:
+    if path.exists():
+        return ArweaveSigner.from_file(path)
+    signer = ArweaveSigner.generate()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump(signer.jwk(), out)
+    return signer
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m kwil_sync.testing.bundler --arlocal URL --port N --data-dir DIR`."""
+    parser = argparse.ArgumentParser(description="Irys-style bundler stand-in on 127.0.0.1")
+    parser.add_argument("--arlocal", help="arlocal URL to bundle into (omit: no bundling)")
+    parser.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    parser.add_argument("--data-dir", required=True, help="directory for store and wallet")
+    parser.add_argument("--interval", type=float, default=2.0,
+                        help="seconds between bundling rounds (0: only on /_standin/flush)")
+    args = parser.parse_args(argv)
+    done = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: done.set())
+    standin = BundlerStandIn.start(args.arlocal, args.port or None, args.data_dir,
+                                   bundle_interval=args.interval)
+    print(json.dumps({"url": standin.url, "pid": os.getpid()}), flush=True)
+    try:
+        done.wait()
+    finally:
+        standin.stop()
+
+
+if __name__ == "__main__":
+    main()
