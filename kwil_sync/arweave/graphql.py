@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -156,8 +156,11 @@ class GraphQLPager(_PagerBase):
               ids: Sequence[str] | None = None, order: Order = "ASC",
               since_ms: int | None = None, until_ms: int | None = None,
               min_block: int | None = None, max_block: int | None = None,
-              after: str | None = None) -> Iterator[Page]:
+              after: str | None = None) -> Generator[Page, None, None]:
         """Yield pages in order, the next one requested while this one is in use.
+
+        Close the generator (or let it be collected) to stop early; the request in
+        flight is awaited, nothing more is sent.
 
         Args:
             tags: Tag filters, `{name: [values]}` or `[(name, [values])]`; values are
@@ -222,7 +225,7 @@ class AsyncGraphQLPager(_PagerBase):
                      ids: Sequence[str] | None = None, order: Order = "ASC",
                      since_ms: int | None = None, until_ms: int | None = None,
                      min_block: int | None = None, max_block: int | None = None,
-                     after: str | None = None) -> AsyncIterator[Page]:
+                     after: str | None = None) -> AsyncGenerator[Page, None]:
         """Async `GraphQLPager.pages`: same filters, same errors."""
         query = self._query_for(dict(tags=tags, owners=owners, ids=ids, order=order,
                                      since_ms=since_ms, until_ms=until_ms,
