@@ -1,0 +1,62 @@
+"""The upload flow: drain a shim's outbox to Arweave in batches.
+
+The shim submits runs of the deployment `kwil-sync-upload/upload` as records arrive
+(with `shim_address` set); the deployment's schedule drains anything left behind,
+using the SyncShim block. The flow reads the outbox only over gRPC, so it may run on
+another machine than the shim.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, cast
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_table_artifact
+from prefect.runtime import flow_run
+
+from blocks.arweave import Bundler
+from blocks.shim import SyncShim
+from tasks.upload import upload_batch
+
+__all__ = ["upload"]
+
+
+@flow(name="kwil-sync-upload", log_prints=False)
+def upload(shim_address: str | None = None, shim_block: str = "kwil-sync-shim",
+           bundler_block: str = "kwil-sync-bundler", batch_size: int = 100,
+           max_batches: int = 1000) -> dict[str, Any]:
+    """Upload pending records until the outbox is empty (or `max_batches` batches ran).
+
+    Args:
+        shim_address: The shim's host:port; when empty the SyncShim block's address.
+        shim_block: Name of the SyncShim block used when `shim_address` is empty.
+        bundler_block: Name of the Bundler block whose uploader receives the items.
+        batch_size: Items per batch (one task run each).
+        max_batches: Stop after this many batches; the next run continues.
+
+    Returns:
+        Counts: uploaded, already_there (accepted as repeats), batches, remaining.
+    """
+    logger = get_run_logger()
+    address = shim_address or cast(SyncShim, SyncShim.load(shim_block)).address
+    uploader = cast(Bundler, Bundler.load(bundler_block)).get_uploader()
+    holder = str(flow_run.get_id() or uuid.uuid4())
+    uploaded = already_there = batches = remaining = 0
+    while batches < max_batches:
+        batches += 1
+        result = upload_batch(address, uploader, holder=holder, limit=batch_size,
+                              batch_number=batches)
+        uploaded += result.uploaded
+        already_there += result.already_there
+        remaining = result.remaining
+        if result.uploaded == 0 or remaining == 0:
+            break
+    summary = {"uploaded": uploaded, "already_there": already_there, "batches": batches,
+               "remaining": remaining}
+    logger.info("uploaded %d record(s) from %s in %d batch(es); %d still pending", uploaded,
+                address, batches, remaining)
+    if uploaded:
+        create_table_artifact(key="kwil-sync-upload", table=[summary],
+                              description=f"Records uploaded from the shim at {address}.")
+    return summary

@@ -1,0 +1,106 @@
+"""Upload one batch of the shim's outbox: pull over gRPC, upload, acknowledge.
+
+The item bytes are fixed in the outbox (signed once, when kwild's call was answered),
+so a retried or repeated upload posts the very same item under the very same id:
+bundlers answer "already received" (201), which counts as accepted. Items are
+acknowledged only after the endpoint accepted them; items a failed batch did upload
+are acknowledged before the error propagates, so a retry posts only the rest.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import State, TaskRun
+from prefect.tasks import exponential_backoff
+
+from kwil_sync.arweave.ans104 import DataItem
+from kwil_sync.arweave.uploaders import PaymentRequired, Uploader, UploadError, UploadReceipt
+from shim.client import ShimClient
+
+__all__ = ["BatchResult", "OutboxCorrupted", "upload_batch", "upload_pending"]
+
+LEASE_SECONDS = 600  # longer than a batch's upload with all its HTTP retries
+
+
+class OutboxCorrupted(RuntimeError):
+    """Stored bytes do not parse or do not match their item id: never upload those."""
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """What one batch did: items accepted (repeats included) and items still pending."""
+
+    uploaded: int
+    already_there: int
+    remaining: int
+
+
+def _receipt_json(receipt: UploadReceipt) -> str:
+    return json.dumps({"id": receipt.id, "timestamp_ms": receipt.timestamp_ms,
+                       "duplicate": receipt.duplicate, "endpoint": receipt.endpoint,
+                       "bundle_tx_id": receipt.bundle_tx_id,
+                       "signed_receipt": receipt.signed_receipt}, separators=(",", ":"))
+
+
+def _acknowledge(shim: ShimClient, receipts: list[UploadReceipt]) -> None:
+    if receipts:
+        shim.ack([r.id for r in receipts], {r.id: _receipt_json(r) for r in receipts})
+
+
+def upload_pending(shim: ShimClient, uploader: Uploader, *, holder: str, limit: int
+                   ) -> BatchResult:
+    """Lease up to `limit` pending items, upload them and acknowledge what was accepted.
+
+    Args:
+        shim: Client of the shim that holds the outbox.
+        uploader: Where the items go (Irys, Turbo, or a gateway directly).
+        holder: Who leases the batch (the flow run id): a retry gets the same items.
+        limit: Items per batch.
+
+    Raises:
+        UploadError: If an item was not accepted (the accepted ones are acknowledged).
+        OutboxCorrupted: If stored bytes are not the item they claim to be.
+    """
+    batch = shim.pending(limit, holder=holder, lease_seconds=LEASE_SECONDS)
+    if not batch.items:
+        return BatchResult(0, 0, batch.remaining)
+    items: list[DataItem] = []
+    for pending in batch.items:
+        try:
+            item = DataItem.parse(pending.raw)
+        except ValueError as exc:
+            raise OutboxCorrupted(f"outbox item {pending.item_id} does not parse: {exc}") from exc
+        if item.id != pending.item_id:
+            raise OutboxCorrupted(f"outbox item {pending.item_id} holds bytes of {item.id}")
+        items.append(item)
+    try:
+        receipts = uploader.upload(items)
+    except UploadError as exc:
+        _acknowledge(shim, exc.completed)
+        raise
+    wrong = [r.id for r, i in zip(receipts, items, strict=True) if r.id != i.id]
+    if wrong:  # never acknowledge an item under an id it was not accepted as
+        raise UploadError(f"the uploader answered ids {wrong[:3]} for other items")
+    _acknowledge(shim, receipts)
+    return BatchResult(len(receipts), sum(r.duplicate for r in receipts), batch.remaining)
+
+
+def _retry_unless_unpaid(task: Any, task_run: TaskRun, state: State[Any]) -> bool:
+    """Retry anything except a 402 without a window to wait for (funding needed first)."""
+    error = state.data
+    return not (isinstance(error, PaymentRequired) and error.retry_after is None)
+
+
+@task(name="upload-batch", task_run_name="upload-batch-{batch_number}", retries=5,
+      retry_delay_seconds=exponential_backoff(backoff_factor=2), retry_jitter_factor=0.5,
+      retry_condition_fn=_retry_unless_unpaid, cache_policy=NO_CACHE)
+def upload_batch(shim_address: str, uploader: Uploader, *, holder: str, limit: int,
+                 batch_number: int, timeout_seconds: float = 30.0) -> BatchResult:
+    """One task run per batch: `upload_pending` against the shim at `shim_address`."""
+    with ShimClient(shim_address, timeout=timeout_seconds) as shim:
+        return upload_pending(shim, uploader, holder=holder, limit=limit)
