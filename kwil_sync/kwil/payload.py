@@ -164,6 +164,8 @@ def normalize_argument(version: str, arg: Any) -> dict:
     metadata = _metadata(_field(arg, "metadata"))
     base = base_type(version, name)
     out: dict[str, Any] = {"type": name}
+    if is_array and version == V09 and base == "null":
+        raise PayloadError("v0.9 has no arrays of type 'null'")
     if is_array:
         if isinstance(value, (str, bytes, bytearray)) or not isinstance(value, Iterable):
             raise PayloadError(f"an array argument of type {name!r} needs a list value")
