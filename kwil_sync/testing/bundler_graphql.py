@@ -126,10 +126,15 @@ def _int_or_none(value: Any) -> int | None:
 
 
 def execute_graphql(schema: GraphQLSchema, store: Store, body: dict[str, Any]
-                    ) -> dict[str, Any]:
-    """Run one GraphQL request body (`query`, `variables`, `operationName`)."""
+                    ) -> tuple[int, dict[str, Any]]:
+    """Run one GraphQL request body (`query`, `variables`, `operationName`).
+
+    Returns:
+        (HTTP status, answer): 400 when the request did not run (a syntax or schema
+        error), else 200, with resolver errors (e.g. a bad cursor) under `errors`.
+    """
     root = {"transactions": lambda info, **args: _transactions(store, args)}
     result = graphql_sync(schema, body.get("query") or "", root_value=root,
                           variable_values=body.get("variables"),
                           operation_name=body.get("operationName"))
-    return dict(result.formatted)
+    return (400 if result.data is None else 200), dict(result.formatted)

@@ -124,8 +124,7 @@ def make_handler(standin: BundlerStandIn) -> type[BaseHTTPRequestHandler]:
             except ValueError:
                 self._send(400, {"errors": [{"message": "the body is not JSON"}]})
                 return
-            result = execute_graphql(standin.schema, standin.store, body)
-            self._send(200 if "data" in result else 400, result)
+            self._send(*execute_graphql(standin.schema, standin.store, body))
 
         def _data(self, id: str) -> None:
             if self._fault("data"):
