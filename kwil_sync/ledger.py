@@ -1,0 +1,321 @@
+"""Exactly-once bookkeeping per target, in SQLite (WAL, synchronous=FULL).
+
+One row per (target, action id) moves `intended` -> `done` | `failed`:
+
+- `intend` is written (and fsynced) when the transaction is signed, before it is
+  broadcast, with its hash, nonce and the signed transaction itself;
+- `complete` is written when the node reports the result (code, log, height).
+
+A run first resolves what an earlier run left `intended` (see
+`kwil_sync.replay_recovery.resolve_pending`): committed hashes are completed; an
+unknown hash whose nonce is not yet used is broadcast again *as the same signed bytes*
+(so it can land at most once); only an unknown hash whose nonce the account has
+already used elsewhere is released for a fresh execution, because those bytes can
+never land. Whatever is killed and when, an action is executed at most once and none
+is skipped:
+
+| killed | on restart |
+|---|---|
+| before the intent is stored | nothing was broadcast: the action is new |
+| after the intent, before or during broadcast | unknown hash, nonce free: same bytes re-sent |
+| after broadcast, before `complete` | committed: completed; in the mempool: awaited |
+| after `complete`, before sequence marks | the record is re-read and skipped |
+
+The signing key must be used by kwil-sync alone for the target (another user of the
+key would consume nonces the ledger knows nothing about; the rule above stays safe,
+but such actions are re-executed rather than re-sent).
+
+Also kept: the `sequenced` slots each provider's records filled (restart points and
+rewind detection), the quarantine (every record refused, with its reason), and the
+providers' open sequence gaps with the time they were first seen.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Intent", "Ledger", "LedgerCounts", "QuarantineEntry"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS actions (
+    target TEXT NOT NULL, action_id TEXT NOT NULL, state TEXT NOT NULL,
+    tx_id TEXT, provider TEXT, sequence INTEGER,
+    tx_hash TEXT, nonce INTEGER, signed_tx TEXT,
+    code INTEGER, log TEXT, height INTEGER,
+    intended_at REAL, completed_at REAL,
+    PRIMARY KEY (target, action_id));
+CREATE INDEX IF NOT EXISTS actions_state ON actions (target, state);
+CREATE TABLE IF NOT EXISTS sequenced (
+    target TEXT NOT NULL, provider TEXT NOT NULL, sequence INTEGER NOT NULL,
+    action_id TEXT NOT NULL, PRIMARY KEY (target, provider, sequence));
+CREATE TABLE IF NOT EXISTS quarantine (
+    target TEXT NOT NULL, item_id TEXT NOT NULL, reason TEXT NOT NULL,
+    action_id TEXT, provider TEXT, detail TEXT NOT NULL,
+    first_seen REAL NOT NULL, last_seen REAL NOT NULL, times INTEGER NOT NULL,
+    PRIMARY KEY (target, item_id, reason));
+CREATE TABLE IF NOT EXISTS gaps (
+    target TEXT NOT NULL, provider TEXT NOT NULL, first_seen REAL NOT NULL,
+    PRIMARY KEY (target, provider));
+"""
+
+
+@dataclass(frozen=True)
+class Intent:
+    """A signed transaction recorded before broadcast and not yet resolved."""
+
+    action_id: str
+    tx_hash: str
+    nonce: int
+    signed_tx: dict[str, Any] | None
+    tx_id: str | None
+    intended_at: float
+
+
+@dataclass(frozen=True)
+class QuarantineEntry:
+    """A record that was refused, why, and when it was first and last seen."""
+
+    item_id: str
+    reason: str
+    detail: str
+    action_id: str | None
+    provider: str | None
+    first_seen: float
+    last_seen: float
+    times: int
+
+
+@dataclass(frozen=True)
+class LedgerCounts:
+    """Totals for one target, for `kwil-sync status` and reports."""
+
+    done: int
+    failed: int
+    pending: int
+    quarantined: int
+    providers: dict[str, int]  # provider -> last sequence resolved
+
+
+class Ledger:
+    """The exactly-once ledger; see the module docstring.
+
+    Args:
+        path: The SQLite file (created with its folder), or ":memory:".
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.path = str(path)
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._lock = threading.RLock()
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA busy_timeout=10000")
+        self._db.executescript(_SCHEMA)
+
+    def __repr__(self) -> str:
+        return f"Ledger({self.path!r})"
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    # -- exactly once -----------------------------------------------------------------
+
+    def intend(self, target: str, action_id: str, tx_hash: str, nonce: int, *,
+               signed_tx: dict[str, Any] | None = None, tx_id: str | None = None,
+               provider: str | None = None, sequence: int | None = None) -> None:
+        """Record a signed transaction before it is broadcast (one fsynced commit)."""
+        self.intend_many(target, [(action_id, tx_hash, nonce, signed_tx, tx_id, provider,
+                                   sequence)])
+
+    def intend_many(self, target: str, rows: Iterable[tuple[str, str, int,
+                    dict[str, Any] | None, str | None, str | None, int | None]]) -> None:
+        """Record a window of signed transactions in one commit.
+
+        Each row: (action_id, tx_hash, nonce, signed_tx, tx_id, provider, sequence).
+
+        Raises:
+            ValueError: If the ledger already holds the action for this target (done,
+                failed or an unresolved intent): signing it again could execute it twice.
+        """
+        now = time.time()
+        with self._tx() as db:
+            for action_id, tx_hash, nonce, signed, tx_id, provider, sequence in rows:
+                state = db.execute("SELECT state FROM actions WHERE target=? AND action_id=?",
+                                   (target, action_id)).fetchone()
+                if state is not None:
+                    raise ValueError(f"action {action_id} is already {state[0]} on {target}; "
+                                     "refusing to sign it again (resolve pending intents "
+                                     "first: kwil_sync.replay_recovery.resolve_pending)")
+                db.execute(
+                    "INSERT INTO actions (target, action_id, state, tx_id, provider,"
+                    " sequence, tx_hash, nonce, signed_tx, intended_at) "
+                    "VALUES (?, ?, 'intended', ?, ?, ?, ?, ?, ?, ?)",
+                    (target, action_id, tx_id, provider, sequence, tx_hash.lower(), nonce,
+                     json.dumps(signed) if signed is not None else None, now))
+
+    def complete(self, target: str, action_id: str, *, code: int, log: str = "",
+                 height: int | None = None) -> None:
+        """Record the node's result: `done` for code 0, `failed` otherwise (final)."""
+        self.complete_many(target, [(action_id, code, log, height)])
+
+    def complete_many(self, target: str,
+                      rows: Iterable[tuple[str, int, str, int | None]]) -> None:
+        """Complete several actions in one commit: (action_id, code, log, height)."""
+        now = time.time()
+        with self._tx() as db:
+            for action_id, code, log, height in rows:
+                db.execute(
+                    "UPDATE actions SET state=?, code=?, log=?, height=?, completed_at=?, "
+                    "signed_tx=NULL WHERE target=? AND action_id=?",
+                    ("done" if code == 0 else "failed", code, log[:2000], height, now,
+                     target, action_id))
+
+    def release(self, target: str, action_id: str) -> None:
+        """Forget an intent whose transaction can never land, so the action runs again."""
+        with self._tx() as db:
+            db.execute("DELETE FROM actions WHERE target=? AND action_id=? AND state='intended'",
+                       (target, action_id))
+
+    def pending(self, target: str) -> list[Intent]:
+        """Intents not yet resolved, by nonce."""
+        rows = self._rows("SELECT action_id, tx_hash, nonce, signed_tx, tx_id, intended_at "
+                          "FROM actions WHERE target=? AND state='intended' ORDER BY nonce",
+                          (target,))
+        return [Intent(a, h, n, json.loads(s) if s else None, t, at)
+                for a, h, n, s, t, at in rows]
+
+    def applied(self, target: str, action_id: str) -> bool:
+        """True when the action reached a final result (done or failed) on `target`."""
+        return not self.filter_new(target, [action_id])
+
+    def filter_new(self, target: str, action_ids: Sequence[str]) -> list[str]:
+        """The ids the ledger holds nothing for (not done, failed or intended), in order."""
+        known: set[str] = set()
+        ids = list(dict.fromkeys(action_ids))
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            marks = ",".join("?" * len(chunk))
+            known.update(a for (a,) in self._rows(
+                f"SELECT action_id FROM actions WHERE target=? AND action_id IN ({marks})",
+                (target, *chunk)))
+        return [a for a in action_ids if a not in known]
+
+    def record_external(self, target: str, action_ids: Iterable[str], *, log: str) -> int:
+        """Mark actions done that were applied outside this ledger (e.g. the 2023
+        `db_sync_history` table); returns how many were new to the ledger."""
+        now, added = time.time(), 0
+        with self._tx() as db:
+            for action_id in action_ids:
+                cur = db.execute(
+                    "INSERT OR IGNORE INTO actions (target, action_id, state, code, log, "
+                    "completed_at) VALUES (?, ?, 'done', 0, ?, ?)", (target, action_id, log, now))
+                added += cur.rowcount
+        return added
+
+    # -- sequence slots and gaps ------------------------------------------------------
+
+    def mark_sequenced(self, target: str, rows: Iterable[tuple[str, int, str]]) -> None:
+        """Record (provider, sequence, action_id) slots as resolved, in one commit.
+
+        Write them only once every record before them in apply order is final, so the
+        highest slot is always a safe restart point.
+        """
+        with self._tx() as db:
+            db.executemany("INSERT OR IGNORE INTO sequenced VALUES (?, ?, ?, ?)",
+                           [(target, p.lower(), s, a) for p, s, a in rows])
+
+    def last_sequence(self, target: str, provider: str) -> int:
+        """The highest sequence of `provider` resolved on `target` (0 when none)."""
+        rows = self._rows("SELECT MAX(sequence) FROM sequenced WHERE target=? AND provider=?",
+                          (target, provider.lower()))
+        return int(rows[0][0] or 0)
+
+    def sequence_start(self, target: str) -> dict[str, int]:
+        """Provider (lower case) -> highest sequence resolved, for a `Sequencer`."""
+        rows = self._rows("SELECT provider, MAX(sequence) FROM sequenced WHERE target=? "
+                          "GROUP BY provider", (target,))
+        return {p: int(n) for p, n in rows}
+
+    def action_at(self, target: str, provider: str, sequence: int) -> str | None:
+        """The action id that filled (provider, sequence) on `target`, if any."""
+        rows = self._rows("SELECT action_id FROM sequenced WHERE target=? AND provider=? "
+                          "AND sequence=?", (target, provider.lower(), sequence))
+        return rows[0][0] if rows else None
+
+    def gaps(self, target: str) -> dict[str, float]:
+        """Provider -> when its open sequence gap was first seen."""
+        return {p: t for p, t in self._rows(
+            "SELECT provider, first_seen FROM gaps WHERE target=?", (target,))}
+
+    def set_gaps(self, target: str, opened: dict[str, float]) -> None:
+        """Replace the open gaps of `target` (a closed gap is simply absent)."""
+        with self._tx() as db:
+            db.execute("DELETE FROM gaps WHERE target=?", (target,))
+            db.executemany("INSERT INTO gaps VALUES (?, ?, ?)",
+                           [(target, p.lower(), t) for p, t in opened.items()])
+
+    # -- quarantine and status --------------------------------------------------------
+
+    def quarantine(self, target: str, item_id: str, reason: str, detail: str, *,
+                   action_id: str | None = None, provider: str | None = None) -> None:
+        """Record a refused record; seeing it again bumps `times` and `last_seen`."""
+        self.quarantine_many(target, [(item_id, reason, detail, action_id, provider)])
+
+    def quarantine_many(self, target: str, rows: Iterable[tuple[str, str, str, str | None,
+                        str | None]]) -> None:
+        """Quarantine several: (item_id, reason, detail, action_id, provider)."""
+        now = time.time()
+        with self._tx() as db:
+            for item_id, reason, detail, action_id, provider in rows:
+                db.execute(
+                    "INSERT INTO quarantine VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1) "
+                    "ON CONFLICT (target, item_id, reason) DO UPDATE SET "
+                    "last_seen=excluded.last_seen, detail=excluded.detail, times=times+1",
+                    (target, item_id, reason, action_id, provider, detail[:2000], now, now))
+
+    def quarantined(self, target: str) -> list[QuarantineEntry]:
+        """Every quarantined record of `target`, first seen first."""
+        rows = self._rows("SELECT item_id, reason, detail, action_id, provider, first_seen, "
+                          "last_seen, times FROM quarantine WHERE target=? "
+                          "ORDER BY first_seen, item_id", (target,))
+        return [QuarantineEntry(*row) for row in rows]
+
+    def counts(self, target: str) -> LedgerCounts:
+        """Totals by state, quarantined records and each provider's last sequence."""
+        states = dict(self._rows("SELECT state, COUNT(*) FROM actions WHERE target=? "
+                                 "GROUP BY state", (target,)))
+        quarantined = self._rows("SELECT COUNT(*) FROM quarantine WHERE target=?", (target,))
+        return LedgerCounts(states.get("done", 0), states.get("failed", 0),
+                            states.get("intended", 0), int(quarantined[0][0]),
+                            self.sequence_start(target))
