@@ -20,6 +20,7 @@ from kwil_sync.kwil.tx import (
     signed_text,
     tx_hash,
 )
+from kwil_sync.kwil.values import ValueConversionError, convert_arguments
 
 __all__ = [
     "VERSIONS",
@@ -27,7 +28,9 @@ __all__ = [
     "PayloadError",
     "SignatureError",
     "SignedTx",
+    "ValueConversionError",
     "build_tx",
+    "convert_arguments",
     "dbid",
     "decode_action",
     "decode_call",
