@@ -9,6 +9,7 @@ reached the shim keeps serving (records are safe in the outbox) and logs a warni
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 import time
@@ -69,12 +70,15 @@ class FlowSubmitter:
         restore_parameters: Extra parameters of each restore run.
         batch_size: Submit once this many new records are stored.
         interval_s: Otherwise submit this long after the last check if any are pending.
+        min_check_s: At least this long between two checks (each may ask Prefect whether
+            the previous run is still going).
     """
 
     def __init__(self, runner: DeploymentRunner, *, pending_count: Callable[[], int],
                  upload_deployment: str, upload_parameters: dict[str, Any],
                  restore_deployment: str, restore_parameters: dict[str, Any] | None = None,
-                 batch_size: int = 100, interval_s: float = 2.0) -> None:
+                 batch_size: int = 100, interval_s: float = 2.0,
+                 min_check_s: float = 0.5) -> None:
         self.runner = runner
         self.pending_count = pending_count
         self.upload_deployment = upload_deployment
@@ -83,6 +87,7 @@ class FlowSubmitter:
         self.restore_parameters = restore_parameters or {}
         self.batch_size = max(batch_size, 1)
         self.interval_s = interval_s
+        self.min_check_s = min_check_s
         self.stats = SubmitStats()
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -93,23 +98,27 @@ class FlowSubmitter:
         self._active_run: str | None = None
         self._last_check = 0.0
         self._last_warning = -_WARN_EVERY_S
-        self._thread = threading.Thread(target=self._loop, name="kwil-sync-submitter",
-                                        daemon=True)
+        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
+        """Start the thread, in a copy of the caller's context (so Prefect settings
+        entered with `temporary_settings` or a test harness apply to it too)."""
+        context = contextvars.copy_context()
+        self._thread = threading.Thread(target=context.run, args=(self._loop,), daemon=True,
+                                        name="kwil-sync-submitter")
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
         self._wake.set()
-        if self._thread.is_alive():
+        if self._thread is not None and self._thread.is_alive():
             self._thread.join(timeout)
 
     def notify_saved(self) -> None:
         """A new record is in the outbox (cheap; called on the gRPC thread)."""
         with self._lock:
             self._saved += 1
-            due = self._saved == self.batch_size
+            due = self._saved >= self.batch_size
         if due:
             self._wake.set()
 
@@ -123,7 +132,7 @@ class FlowSubmitter:
         self._wake.set()
 
     def _loop(self) -> None:
-        poll_s = min(self.interval_s, 0.25)  # at most a few Prefect calls per second
+        poll_s = min(self.interval_s, self.min_check_s)  # bounds Prefect calls per second
         while not self._stop.is_set():
             self._wake.wait(self.interval_s)
             self._wake.clear()
