@@ -6,6 +6,9 @@ One row per (target, action id) moves `intended` -> `done` | `failed`:
   broadcast, with its hash, nonce and the signed transaction itself;
 - `complete` is written when the node reports the result (code, log, height).
 
+While intended, an action may be signed again (the nonce pipeline re-signs what the
+node refused or forgot); the earlier hashes are kept, and recovery asks about them too.
+
 A run first resolves what an earlier run left `intended` (see
 `kwil_sync.replay_recovery.resolve_pending`): committed hashes are completed; an
 unknown hash whose nonce is not yet used is broadcast again *as the same signed bytes*
@@ -48,7 +51,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS actions (
     target TEXT NOT NULL, action_id TEXT NOT NULL, state TEXT NOT NULL,
     tx_id TEXT, provider TEXT, sequence INTEGER,
-    tx_hash TEXT, nonce INTEGER, signed_tx TEXT,
+    tx_hash TEXT, nonce INTEGER, signed_tx TEXT, prior_hashes TEXT NOT NULL DEFAULT '[]',
     code INTEGER, log TEXT, height INTEGER,
     intended_at REAL, completed_at REAL,
     PRIMARY KEY (target, action_id));
@@ -77,6 +80,7 @@ class Intent:
     signed_tx: dict[str, Any] | None
     tx_id: str | None
     intended_at: float
+    prior_hashes: tuple[str, ...] = ()  # earlier signatures of the same action, replaced
 
 
 @dataclass(frozen=True)
@@ -162,27 +166,38 @@ class Ledger:
                     dict[str, Any] | None, str | None, str | None, int | None]]) -> None:
         """Record a window of signed transactions in one commit.
 
-        Each row: (action_id, tx_hash, nonce, signed_tx, tx_id, provider, sequence).
+        Each row: (action_id, tx_hash, nonce, signed_tx, tx_id, provider, sequence). An
+        action still `intended` may be signed again (the nonce pipeline re-signs what
+        the node refused or forgot): the earlier hash is kept in `prior_hashes`, so
+        recovery still finds it if it landed after all.
 
         Raises:
-            ValueError: If the ledger already holds the action for this target (done,
-                failed or an unresolved intent): signing it again could execute it twice.
+            ValueError: If an action is already done or failed for this target: signing
+                it again would execute it twice.
         """
         now = time.time()
         with self._tx() as db:
             for action_id, tx_hash, nonce, signed, tx_id, provider, sequence in rows:
-                state = db.execute("SELECT state FROM actions WHERE target=? AND action_id=?",
-                                   (target, action_id)).fetchone()
-                if state is not None:
-                    raise ValueError(f"action {action_id} is already {state[0]} on {target}; "
-                                     "refusing to sign it again (resolve pending intents "
-                                     "first: kwil_sync.replay_recovery.resolve_pending)")
-                db.execute(
-                    "INSERT INTO actions (target, action_id, state, tx_id, provider,"
-                    " sequence, tx_hash, nonce, signed_tx, intended_at) "
-                    "VALUES (?, ?, 'intended', ?, ?, ?, ?, ?, ?, ?)",
-                    (target, action_id, tx_id, provider, sequence, tx_hash.lower(), nonce,
-                     json.dumps(signed) if signed is not None else None, now))
+                tx_hash = tx_hash.lower()
+                row = db.execute("SELECT state, tx_hash, prior_hashes FROM actions "
+                                 "WHERE target=? AND action_id=?", (target, action_id)).fetchone()
+                signed_text = json.dumps(signed) if signed is not None else None
+                if row is None:
+                    db.execute(
+                        "INSERT INTO actions (target, action_id, state, tx_id, provider, "
+                        "sequence, tx_hash, nonce, signed_tx, intended_at) "
+                        "VALUES (?, ?, 'intended', ?, ?, ?, ?, ?, ?, ?)",
+                        (target, action_id, tx_id, provider, sequence, tx_hash, nonce,
+                         signed_text, now))
+                elif row[0] != "intended":
+                    raise ValueError(f"action {action_id} is already {row[0]} on {target}; "
+                                     "refusing to sign it again")
+                elif row[1] != tx_hash:
+                    prior = [*json.loads(row[2]), row[1]]
+                    db.execute("UPDATE actions SET tx_hash=?, nonce=?, signed_tx=?, "
+                               "prior_hashes=?, intended_at=? WHERE target=? AND action_id=?",
+                               (tx_hash, nonce, signed_text, json.dumps(prior), now, target,
+                                action_id))
 
     def complete(self, target: str, action_id: str, *, code: int, log: str = "",
                  height: int | None = None) -> None:
@@ -190,16 +205,21 @@ class Ledger:
         self.complete_many(target, [(action_id, code, log, height)])
 
     def complete_many(self, target: str,
-                      rows: Iterable[tuple[str, int, str, int | None]]) -> None:
-        """Complete several actions in one commit: (action_id, code, log, height)."""
-        now = time.time()
+                      rows: Iterable[tuple[str, int, str, int | None]], *,
+                      tx_hashes: dict[str, str] | None = None) -> None:
+        """Complete several actions in one commit: (action_id, code, log, height).
+
+        `tx_hashes` names the hash that landed where it is not the latest attempt.
+        """
+        now, landed = time.time(), tx_hashes or {}
         with self._tx() as db:
             for action_id, code, log, height in rows:
                 db.execute(
                     "UPDATE actions SET state=?, code=?, log=?, height=?, completed_at=?, "
-                    "signed_tx=NULL WHERE target=? AND action_id=?",
+                    "signed_tx=NULL, tx_hash=COALESCE(?, tx_hash) "
+                    "WHERE target=? AND action_id=?",
                     ("done" if code == 0 else "failed", code, log[:2000], height, now,
-                     target, action_id))
+                     landed.get(action_id), target, action_id))
 
     def release(self, target: str, action_id: str) -> None:
         """Forget an intent whose transaction can never land, so the action runs again."""
@@ -209,11 +229,11 @@ class Ledger:
 
     def pending(self, target: str) -> list[Intent]:
         """Intents not yet resolved, by nonce."""
-        rows = self._rows("SELECT action_id, tx_hash, nonce, signed_tx, tx_id, intended_at "
-                          "FROM actions WHERE target=? AND state='intended' ORDER BY nonce",
-                          (target,))
-        return [Intent(a, h, n, json.loads(s) if s else None, t, at)
-                for a, h, n, s, t, at in rows]
+        rows = self._rows("SELECT action_id, tx_hash, nonce, signed_tx, tx_id, intended_at, "
+                          "prior_hashes FROM actions WHERE target=? AND state='intended' "
+                          "ORDER BY nonce", (target,))
+        return [Intent(a, h, n, json.loads(s) if s else None, t, at, tuple(json.loads(p)))
+                for a, h, n, s, t, at, p in rows]
 
     def applied(self, target: str, action_id: str) -> bool:
         """True when the action reached a final result (done or failed) on `target`."""

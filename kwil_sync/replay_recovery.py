@@ -101,20 +101,36 @@ def resolve_pending(ledger: Ledger, target: str, node: NodeStatus, sender: str, 
 
 def _settle(ledger: Ledger, target: str, intents: list[Intent], node: NodeStatus,
             report: Recovery) -> tuple[list[Intent], list[Intent]]:
-    """Complete the committed ones; return (in the mempool, unknown to the node)."""
-    waiting, unknown, done = [], [], []
+    """Complete the committed ones; return (in the mempool, unknown to the node).
+
+    Earlier signatures of the same action are asked about too: one of them may have
+    landed after all, and then it is the one that counts.
+    """
+    waiting, unknown, done, landed = [], [], [], {}
     for intent in intents:
-        status = node.tx_query(intent.tx_hash)
+        tx_hash, status = _find(node, intent)
         if status is None:
             unknown.append(intent)
         elif status.pending:
             waiting.append(intent)
         else:
             done.append((intent.action_id, status.code, status.log, status.height))
+            landed[intent.action_id] = tx_hash
             (report.completed if status.code == 0 else report.failed).append(intent.action_id)
     if done:
-        ledger.complete_many(target, done)
+        ledger.complete_many(target, done, tx_hashes=landed)
     return waiting, unknown
+
+
+def _find(node: NodeStatus, intent: Intent) -> tuple[str, TxStatus | None]:
+    pending: tuple[str, TxStatus] | None = None
+    for tx_hash in (intent.tx_hash, *intent.prior_hashes):
+        status = node.tx_query(tx_hash)
+        if status is not None and not status.pending:
+            return tx_hash, status
+        if status is not None and pending is None:
+            pending = (tx_hash, status)
+    return pending if pending is not None else (intent.tx_hash, None)
 
 
 def _resend(node: NodeStatus, intent: Intent) -> bool:

@@ -37,6 +37,8 @@ def test_intent_then_completion(ledger):
     assert not ledger.applied(T, "a2") and not ledger.applied("other", "a1")
     with pytest.raises(ValueError, match="already done"):
         ledger.intend(T, "a1", "cd02", 2)
+    with pytest.raises(ValueError, match="already done"):
+        ledger.intend(T, "a1", "ab01", 1)
 
 
 def test_failed_result_is_final(ledger):
@@ -47,21 +49,34 @@ def test_failed_result_is_final(ledger):
     assert (counts.done, counts.failed, counts.pending) == (0, 1, 0)
 
 
-def test_an_unresolved_intent_cannot_be_signed_again(ledger):
+def test_a_re_signed_intent_keeps_the_earlier_hash(ledger):
     ledger.intend(T, "a1", "01", 1)
-    with pytest.raises(ValueError, match="resolve pending"):
-        ledger.intend(T, "a1", "02", 2)
+    ledger.intend(T, "a1", "01", 1)  # the same bytes sent again: nothing changes
+    ledger.intend(T, "a1", "02", 2, signed_tx=signed("02", 2))
+    [intent] = ledger.pending(T)
+    assert (intent.tx_hash, intent.nonce, intent.prior_hashes) == ("02", 2, ("01",))
     ledger.release(T, "a1")
-    ledger.intend(T, "a1", "02", 2)
-    assert [i.tx_hash for i in ledger.pending(T)] == ["02"]
+    assert ledger.pending(T) == [] and ledger.filter_new(T, ["a1"]) == ["a1"]
+
+
+def test_recovery_finds_an_earlier_signature_that_landed(ledger):
+    node = Node()
+    ledger.intend(T, "a1", "h1", 1, signed_tx=signed("h1", 1))
+    node.broadcast(signed("h1", 1))
+    node.mine()
+    ledger.intend(T, "a1", "h2", 2, signed_tx=signed("h2", 2))  # re-signed, never sent
+    report = recover(ledger, node)
+    assert report.completed == ["a1"] and node.sent == ["h1"]
+    assert ledger.counts(T).done == 1
 
 
 def test_intend_many_is_all_or_nothing(ledger):
     ledger.intend(T, "a2", "02", 2)
-    with pytest.raises(ValueError):
+    ledger.complete(T, "a2", code=0)
+    with pytest.raises(ValueError, match="already done"):
         ledger.intend_many(T, [("a1", "01", 1, None, None, None, None),
                                ("a2", "03", 3, None, None, None, None)])
-    assert [i.action_id for i in ledger.pending(T)] == ["a2"]
+    assert ledger.pending(T) == []
 
 
 def test_survives_reopen_in_wal_mode(tmp_path):
