@@ -20,9 +20,9 @@ __all__ = [
     "RPC_BROADCAST_REJECTED", "RPC_ENGINE_INTERNAL", "RPC_ENGINE_NOT_FOUND", "RPC_INVALID_PARAMS",
     "RPC_TX_INTERNAL", "RPC_TX_NOT_FOUND", "RPC_UNKNOWN_METHOD", "TX_DATASET_MISSING",
     "TX_ENCODING_ERROR", "TX_INVALID_NONCE", "TX_INVALID_SIGNATURE", "TX_OK", "TX_WRONG_CHAIN",
-    "BroadcastRejected", "InvalidSignature", "KwilError", "NodeUnavailable", "NonceError",
-    "NotOwner", "RpcError", "TxFailed", "UnknownAction", "WrongChainId", "error_from_rpc",
-    "error_from_tx_result", "tx_unknown_error_code",
+    "BroadcastRejected", "DuplicateTx", "InvalidSignature", "KwilError", "NodeUnavailable",
+    "NonceError", "NotOwner", "RpcError", "TxFailed", "UnknownAction", "WrongChainId",
+    "error_from_rpc", "error_from_tx_result", "tx_unknown_error_code",
 ]
 
 # JSON-RPC error codes (kwil-db core/rpc/json/errors.go, same in v0.9 and v0.10).
@@ -95,6 +95,10 @@ class InvalidSignature(BroadcastRejected):
     """The signature does not recover the sender: check the key and the signed text."""
 
 
+class DuplicateTx(BroadcastRejected):
+    """The node already holds this exact transaction (v0.10 says so; v0.9 answers -200)."""
+
+
 class NonceError(BroadcastRejected):
     """The nonce is not the account's next one (reused, or one was skipped).
 
@@ -158,6 +162,19 @@ def error_from_tx_result(code: int, log: str, tx_hash: str = "") -> TxFailed:
     return TxFailed(code, log, tx_hash)
 
 
+def _kind_from_log(log: str) -> type[BroadcastRejected] | None:
+    """v0.10 reports some rejections under CodeUnknownError: tell them by the message."""
+    if "invalid nonce" in log:
+        return NonceError
+    if "failed to verify the transaction" in log or "invalid signature" in log:
+        return InvalidSignature
+    if "already exists" in log:
+        return DuplicateTx
+    if "wrong chain" in log.lower():
+        return WrongChainId
+    return None
+
+
 def _broadcast_error(message: str, data: Any) -> KwilError:
     fields = data if isinstance(data, dict) else {}
     tx_code = int(fields.get("tx_code", fields.get("code", 0)) or 0)
@@ -167,11 +184,9 @@ def _broadcast_error(message: str, data: Any) -> KwilError:
         TX_WRONG_CHAIN: WrongChainId, TX_INVALID_NONCE: NonceError,
         TX_INVALID_SIGNATURE: InvalidSignature,
     }
-    kind = kinds.get(tx_code)
+    kind = kinds.get(tx_code) or _kind_from_log(log)
     if kind is not None:
         return kind(message, tx_code=tx_code, tx_hash=tx_hash, log=log, data=data)
-    if "invalid nonce" in log:  # v0.10 can report it under CodeUnknownError
-        return NonceError(message, tx_code=tx_code, tx_hash=tx_hash, log=log, data=data)
     if tx_code >= _FIRST_ENGINE_CODE:  # v0.9 commit mode reports execution failures here
         return error_from_tx_result(tx_code, log, tx_hash)
     return BroadcastRejected(message, tx_code=tx_code, tx_hash=tx_hash, log=log, data=data)

@@ -1,0 +1,268 @@
+"""A stand-in for a kwild node: kwild's user JSON-RPC on 127.0.0.1, v0.9 or v0.10.
+
+THIS IS NOT KWILD. No kwild binary is distributed through PyPI, npm or Debian, so
+tests, benches and the demo talk to this stand-in instead. It speaks the same wire
+(`POST /rpc/v1`, the shapes, codes and messages of kwil-db v0.9.4 and v0.10.2, one
+version per instance) well enough that `@kwilteam/kwil-js` 0.8 and 0.9 work against it.
+
+What it models:
+- transactions as kwild checks them: chain id, the `secp256k1_ep` signature over the
+  "concat" text (sender recovered from it), and the nonce = account nonce + 1 counting
+  the mempool; refusals carry kwild's tx code and log (wrong chain, bad signature,
+  reused or skipped nonce, duplicate);
+- a mempool and blocks made every `block_interval` seconds (0 = only by `make_block()`);
+  `tx_query` reports height -1 until then, then the code and log; every included
+  transaction uses up its nonce, a failed one is rolled back;
+- broadcast sync modes of each version (v0.9: async, sync, commit; v0.10: accept,
+  commit), `tx_query`, `account`, `chain_info`, `health`, `estimate_price` ("0"),
+  `schema` (v0.9), `query` (v0.9 SQL; v0.10 `info.actions` and `ns.table` SELECTs) and
+  `call` for view actions;
+- databases deployed through the Python API (`deploy`): v0.9 addresses them by
+  dbid(owner, name), v0.10 by namespace = name; owner-only actions (`public=False`)
+  refuse other signers with kwild's message;
+- faults switched at runtime: down (the port closes: connection refused), slow (every
+  answer delayed), reject (the next N broadcasts fail with a chosen error).
+
+What it does not model: consensus, validators, peers, gas, fees and balances (gas is
+off, every price is "0"), Kuneiform (an action is a SQLite SQL body with `$name`
+parameters and `@caller`, `@txid`, `@height`), deploy/drop/transfer transactions,
+extensions and procedures, private-mode call authentication, and kwild's SQL dialect.
+
+Run it alone with `python -m kwil_sync.testing.kwil_node --version v0.9 --port N`;
+`standin.*` methods (deploy, rows, make_block, fault) drive it from another process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from kwil_sync.kwil.errors import RPC_TX_INTERNAL
+from kwil_sync.testing.kwil_node_chain import Chain
+from kwil_sync.testing.kwil_node_rpc import RpcFault, UserService
+from kwil_sync.testing.kwil_node_schema import ActionDef, Schema
+from kwil_sync.testing.procs import free_port
+
+__all__ = ["ActionDef", "KwilNodeStandIn", "Schema"]
+
+_HTTP_STATUS = {-32601: 404, -32602: 400, -32600: 400, -32700: 400, -32603: 500}
+
+
+class _Faults:
+    """What the stand-in does wrong on purpose, switched at runtime."""
+
+    def __init__(self) -> None:
+        self.delay = 0.0
+        self.rejections: list[RpcFault] = []
+        self.lock = threading.Lock()
+
+    def take_rejection(self) -> RpcFault | None:
+        with self.lock:
+            return self.rejections.pop(0) if self.rejections else None
+
+
+def _handler(node: KwilNodeStandIn) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:  # quiet
+            pass
+
+        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if self.path.rstrip("/") != "/rpc/v1":
+                return self._send(404, {"error": "not found"})
+            if node.faults.delay:
+                time.sleep(node.faults.delay)
+            try:
+                request = json.loads(body)
+                rid, method, params = request.get("id"), request["method"], request.get("params")
+            except (ValueError, KeyError, AttributeError):
+                return self._send(400, {"jsonrpc": "2.0", "id": -1, "error": {
+                    "code": -32700, "message": "invalid request"}})
+            try:
+                result = node.dispatch(str(method), params if params is not None else {})
+            except RpcFault as fault:
+                error: dict[str, Any] = {"code": fault.code, "message": fault.message}
+                if fault.data is not None:
+                    error["data"] = fault.data
+                return self._send(_HTTP_STATUS.get(fault.code, 200),
+                                  {"jsonrpc": "2.0", "id": rid, "error": error})
+            self._send(200, {"jsonrpc": "2.0", "id": rid, "result": result})
+
+        def _send(self, status: int, answer: dict[str, Any]) -> None:
+            raw = json.dumps(answer).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(raw)))
+            self.send_header("Connection", "close")  # as kwild does after every answer
+            self.end_headers()
+            self.wfile.write(raw)
+            self.close_connection = True
+
+    return Handler
+
+
+class KwilNodeStandIn:
+    """One running stand-in node (one kwild version). Use `start()`; stop with `stop()`."""
+
+    def __init__(self, version: str, chain_id: str, block_interval: float, port: int,
+                 data_dir: Path | None) -> None:
+        if version not in ("v0.9", "v0.10"):
+            raise ValueError(f"version must be 'v0.9' or 'v0.10', got {version!r}")
+        self.version, self.chain_id, self.port = version, chain_id, port
+        self.url = f"http://127.0.0.1:{port}"
+        self.block_interval = block_interval
+        self.chain = Chain(version, chain_id, data_dir)
+        self.service = UserService(self.chain)
+        self.faults = _Faults()
+        self._server: ThreadingHTTPServer | None = None
+        self._stopped = threading.Event()
+        self._blocks = threading.Thread(target=self._make_blocks, daemon=True,
+                                        name=f"kwil-standin-blocks-{port}")
+
+    @classmethod
+    def start(cls, *, version: str = "v0.10", chain_id: str = "kwil-standin",
+              block_interval: float = 0.05, port: int | None = None,
+              data_dir: str | Path | None = None) -> KwilNodeStandIn:
+        """Start serving on 127.0.0.1 (a free port unless given) and making blocks."""
+        node = cls(version, chain_id, block_interval, port or free_port(),
+                   Path(data_dir) if data_dir else None)
+        node.come_up()
+        node._blocks.start()
+        return node
+
+    # -- the chain --------------------------------------------------------------------
+
+    def deploy(self, owner_address: str, name: str, schema: Schema) -> str:
+        """Create a database owned by `owner_address`; returns its dbid or namespace."""
+        return self.chain.deploy(owner_address, name, schema)
+
+    def rows(self, target: str, sql: str, params: dict[str, Any] | None = None,
+             ) -> list[dict[str, Any]]:
+        """Read committed rows of a database with SQLite SQL (tests' view of the data)."""
+        with self.chain.lock:
+            database = self.chain.databases.get(target)
+            if database is None:
+                raise KeyError(f"no database {target!r} on this stand-in")
+            return database.select(sql, params)
+
+    def make_block(self) -> int:
+        """Make a block now; returns how many transactions it executed."""
+        return self.chain.make_block()
+
+    def _make_blocks(self) -> None:
+        while self.block_interval > 0 and not self._stopped.wait(self.block_interval):
+            self.chain.make_block()
+
+    # -- faults -----------------------------------------------------------------------
+
+    def go_down(self) -> None:
+        """Close the port: clients get connection refused until `come_up()`."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+
+    def come_up(self) -> None:
+        """Listen again on the same port (blocks were made meanwhile, as on a live chain)."""
+        if self._server is not None:
+            return
+        server = ThreadingHTTPServer(("127.0.0.1", self.port), _handler(self))
+        server.daemon_threads = True
+        self._server = server
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                         daemon=True, name=f"kwil-standin-http-{self.port}").start()
+
+    def set_delay(self, seconds: float) -> None:
+        """Delay every answer by `seconds` (0 to stop)."""
+        self.faults.delay = max(0.0, seconds)
+
+    def reject_broadcasts(self, count: int, *, code: int = RPC_TX_INTERNAL,
+                          message: str = "failed to broadcast transaction",
+                          data: Any = None) -> None:
+        """Fail the next `count` broadcasts with this JSON-RPC error (nothing is queued)."""
+        with self.faults.lock:
+            self.faults.rejections = [RpcFault(code, message, data) for _ in range(count)]
+
+    # -- RPC --------------------------------------------------------------------------
+
+    def dispatch(self, method: str, params: Any) -> Any:
+        if method.startswith("standin."):
+            return self._admin(method, params)
+        if method == "user.broadcast":
+            rejection = self.faults.take_rejection()
+            if rejection is not None:
+                raise rejection
+        return self.service.handle(method, params)
+
+    def _admin(self, method: str, params: dict[str, Any]) -> Any:
+        if method == "standin.deploy":
+            schema = Schema.from_json(json.dumps(params["schema"]))
+            return {"target": self.deploy(params["owner"], params["name"], schema)}
+        if method == "standin.rows":
+            return {"rows": self.rows(params["target"], params["sql"], params.get("params"))}
+        if method == "standin.make_block":
+            return {"txs": self.make_block(), "height": self.chain.height}
+        if method == "standin.fault":
+            if "delay" in params:
+                self.set_delay(float(params["delay"]))
+            if "reject" in params:
+                self.reject_broadcasts(int(params["reject"]))
+            if "down_for" in params:  # come back by itself: nobody can call us while down
+                self.go_down()
+                threading.Timer(float(params["down_for"]), self.come_up).start()
+            return {}
+        raise RpcFault(-32601, "unknown method")
+
+    def stop(self) -> None:
+        """Stop serving and making blocks, and close the databases."""
+        self._stopped.set()
+        self.go_down()
+        if self._blocks.is_alive():
+            self._blocks.join()
+        self.chain.close()
+
+    def __enter__(self) -> KwilNodeStandIn:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run a stand-in until interrupted; prints one JSON line with its URL when ready."""
+    parser = argparse.ArgumentParser(prog="python -m kwil_sync.testing.kwil_node",
+                                     description="kwild JSON-RPC stand-in (not kwild)")
+    parser.add_argument("--version", choices=["v0.9", "v0.10"], default="v0.10")
+    parser.add_argument("--port", type=int, default=None)
+    parser.add_argument("--chain-id", default="kwil-standin")
+    parser.add_argument("--block-interval", type=float, default=0.05)
+    parser.add_argument("--data-dir", default=None,
+                        help="keep chain state and databases here (default: in memory)")
+    args = parser.parse_args(argv)
+    node = KwilNodeStandIn.start(version=args.version, chain_id=args.chain_id,
+                                 block_interval=args.block_interval, port=args.port,
+                                 data_dir=args.data_dir)
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    print(json.dumps({"url": node.url, "version": node.version, "chain_id": node.chain_id}),
+          flush=True)
+    try:
+        done.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        node.stop()
+
+
+if __name__ == "__main__":
+    main()

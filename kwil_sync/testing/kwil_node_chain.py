@@ -1,0 +1,250 @@
+"""Accounts, mempool and blocks of the kwild stand-in (see `kwil_node` for the model).
+
+CheckTx follows kwild's order and words: chain id, then signature, then nonce (the
+account nonce + 1, counting what the mempool already holds for the sender). A block
+takes the whole mempool in arrival order; every transaction uses up its nonce, and a
+failed one is rolled back and recorded with its code and log. Chain state (height,
+accounts, results, deployed schemas) lives in SQLite: in memory, or in `data_dir` so
+a restarted stand-in keeps it (the mempool is not kept, as in kwild).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kwil_sync.ethkeys import address_from_public_key, recover_personal
+from kwil_sync.kwil.dbid import dbid
+from kwil_sync.kwil.errors import (
+    TX_DATASET_MISSING,
+    TX_ENCODING_ERROR,
+    TX_INVALID_NONCE,
+    TX_INVALID_SIGNATURE,
+    TX_WRONG_CHAIN,
+    tx_unknown_error_code,
+)
+from kwil_sync.kwil.payload import PayloadError, decode_action
+from kwil_sync.kwil.tx import SignatureError, SignedTx, parse_tx, recover_sender, tx_hash
+from kwil_sync.testing.kwil_node_schema import Database, ExecutionError, Schema
+
+__all__ = ["Chain", "Duplicate", "Rejected", "TxRecord"]
+
+_STATE_DDL = (
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)",
+    "CREATE TABLE IF NOT EXISTS accounts (address TEXT PRIMARY KEY, nonce INTEGER)",
+    "CREATE TABLE IF NOT EXISTS txs (hash TEXT PRIMARY KEY, height INTEGER, code INTEGER,"
+    " log TEXT, tx TEXT)",
+    "CREATE TABLE IF NOT EXISTS databases (target TEXT PRIMARY KEY, owner TEXT, name TEXT,"
+    " schema TEXT)",
+)
+
+
+class Rejected(Exception):
+    """CheckTx refused a transaction: kwild's tx code and log."""
+
+    def __init__(self, code: int, log: str, tx_hash: str) -> None:
+        super().__init__(log)
+        self.code, self.log, self.tx_hash = code, log, tx_hash
+
+
+class Duplicate(Rejected):
+    """The same transaction is already in the mempool or a block."""
+
+
+@dataclass
+class TxRecord:
+    """A known transaction: height -1 while in the mempool."""
+
+    hash: str
+    tx: dict[str, Any]
+    height: int = -1
+    code: int = 0
+    log: str = ""
+    sender: str = ""  # EIP-55, known once the signature checked out
+
+
+class Chain:
+    """The state machine behind the stand-in's RPC; every method is thread-safe."""
+
+    def __init__(self, version: str, chain_id: str, data_dir: Path | None = None) -> None:
+        self.version, self.chain_id, self.data_dir = version, chain_id, data_dir
+        self.lock = threading.RLock()
+        self.block_made = threading.Condition(self.lock)
+        path = str(data_dir / "chain.sqlite") if data_dir else ":memory:"
+        self._state = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        for ddl in _STATE_DDL:
+            self._state.execute(ddl)
+        meta = dict(self._state.execute("SELECT key, value FROM meta").fetchall())
+        self.height = int(meta.get("height", 0))
+        self.block_hash = meta.get("block_hash", "00" * 32)
+        self.block_time = time.time()
+        self._nonces: dict[str, int] = dict(self._state.execute(
+            "SELECT address, nonce FROM accounts").fetchall())
+        self._mempool: dict[str, TxRecord] = {}  # insertion order = arrival order
+        self._pending_nonces: dict[str, int] = {}
+        self.databases: dict[str, Database] = {}
+        for target, owner, name, text in self._state.execute(
+                "SELECT target, owner, name, schema FROM databases").fetchall():
+            self.databases[target] = Database(owner, name, target, Schema.from_json(text),
+                                              self._db_path(target))
+
+    def _db_path(self, target: str) -> str:
+        return str(self.data_dir / f"db-{target}.sqlite") if self.data_dir else ":memory:"
+
+    def deploy(self, owner: str, name: str, schema: Schema) -> str:
+        """Create a database: returns its dbid (v0.9) or namespace (v0.10)."""
+        target = dbid(owner, name) if self.version == "v0.9" else name
+        with self.lock:
+            if target in self.databases:
+                raise ValueError(f"database {target} already exists")
+            database = Database(owner, name, target, schema, self._db_path(target))
+            database.create_tables()
+            self.databases[target] = database
+            self._state.execute("INSERT INTO databases VALUES (?, ?, ?, ?)",
+                                (target, owner, name, schema.to_json()))
+        return target
+
+    def nonce(self, address_hex: str, *, pending: bool) -> int:
+        key = address_hex.lower().removeprefix("0x")
+        with self.lock:
+            committed = self._nonces.get(key, 0)
+            return self._pending_nonces.get(key, committed) if pending else committed
+
+    def submit(self, tx: dict[str, Any]) -> str:
+        """CheckTx and queue; returns the hash. Raises `Rejected` with kwild's code and log."""
+        try:
+            parsed = parse_tx(tx)
+        except ValueError as exc:
+            raise Rejected(TX_ENCODING_ERROR, str(exc), "") from None
+        digest = tx_hash(parsed, self.version)
+        with self.lock:
+            if digest in self._mempool or self.lookup(digest) is not None:
+                raise Duplicate(tx_unknown_error_code(self.version),
+                                "transaction already exists", digest)
+            sender = self._check(parsed, digest)
+            key = parsed.sender.hex()
+            expected = self._pending_nonces.get(key, self._nonces.get(key, 0)) + 1
+            if parsed.nonce != expected:
+                raise Rejected(TX_INVALID_NONCE, f"invalid nonce for account {key}: got "
+                               f"{parsed.nonce}, expected {expected}", digest)
+            self._pending_nonces[key] = expected
+            self._mempool[digest] = TxRecord(digest, tx, sender=sender)
+        return digest
+
+    def _check(self, tx: SignedTx, digest: str) -> str:
+        if tx.chain_id and tx.chain_id != self.chain_id:
+            log = "wrong chain ID" if self.version == "v0.9" else f"wrong chain ID: {tx.chain_id}"
+            raise Rejected(TX_WRONG_CHAIN, log, digest)
+        if tx.payload_type != "execute":
+            raise Rejected(2, f"the stand-in only runs 'execute' transactions, not "
+                              f"{tx.payload_type!r}", digest)
+        try:
+            return recover_sender(tx)
+        except SignatureError as exc:
+            log = _signature_log(tx, exc)
+        if self.version == "v0.9":
+            raise Rejected(TX_INVALID_SIGNATURE, log, digest)
+        raise Rejected(tx_unknown_error_code(self.version),
+                       f"failed to verify the transaction: {log}", digest)
+
+    def lookup(self, digest: str) -> TxRecord | None:
+        with self.lock:
+            if digest in self._mempool:
+                return self._mempool[digest]
+            row = self._state.execute("SELECT height, code, log, tx FROM txs WHERE hash = ?",
+                                      (digest,)).fetchone()
+        if row is None:
+            return None
+        return TxRecord(digest, json.loads(row[3]), row[0], row[1], row[2])
+
+    def wait_committed(self, digest: str, timeout: float) -> TxRecord | None:
+        """Block until the transaction is in a block; None on timeout."""
+        deadline = time.monotonic() + timeout
+        with self.block_made:
+            while True:
+                record = self.lookup(digest)
+                if record is not None and record.height >= 0:
+                    return record
+                left = deadline - time.monotonic()
+                if left <= 0 or not self.block_made.wait(left):
+                    return None
+
+    def make_block(self) -> int:
+        """Execute the mempool as the next block; returns how many transactions it held."""
+        with self.lock:
+            batch = list(self._mempool.values())
+            self.height += 1
+            touched = {t: d for t, d in self.databases.items()}
+            for database in touched.values():
+                database.begin()
+            for record in batch:
+                record.height = self.height
+                record.code, record.log = self._execute(record)
+            for database in touched.values():
+                database.commit()
+            self._commit_state(batch)
+            self._mempool.clear()
+            self._pending_nonces.clear()
+            self.block_made.notify_all()
+        return len(batch)
+
+    def _execute(self, record: TxRecord) -> tuple[int, str]:
+        parsed = parse_tx(record.tx)
+        self._nonces[parsed.sender.hex()] = parsed.nonce
+        try:
+            call = decode_action(self.version, parsed.payload)
+        except PayloadError as exc:
+            return TX_ENCODING_ERROR, str(exc)
+        database = self.databases.get(call.target)
+        if database is None:
+            log = ("dataset not found" if self.version == "v0.9"
+                   else f'namespace not found: "{call.target}"')
+            return TX_DATASET_MISSING, log
+        database.conn.execute("SAVEPOINT tx")
+        try:
+            for arg_set in call.arguments or [[]]:
+                database.run(self.version, call.action, [a["value"] for a in arg_set],
+                             caller=record.sender, txid=record.hash, height=self.height,
+                             read_only=False)
+        except ExecutionError as exc:
+            database.conn.execute("ROLLBACK TO tx")
+            return tx_unknown_error_code(self.version), str(exc)
+        finally:
+            database.conn.execute("RELEASE tx")
+        return 0, ""
+
+    def _commit_state(self, batch: list[TxRecord]) -> None:
+        digest = hashlib.sha256(bytes.fromhex(self.block_hash) + str(self.height).encode()
+                                + b"".join(bytes.fromhex(r.hash) for r in batch))
+        self.block_hash, self.block_time = digest.hexdigest(), time.time()
+        with self._state:
+            self._state.executemany("INSERT OR REPLACE INTO txs VALUES (?, ?, ?, ?, ?)",
+                                    [(r.hash, r.height, r.code, r.log, json.dumps(r.tx))
+                                     for r in batch])
+            self._state.executemany("INSERT OR REPLACE INTO accounts VALUES (?, ?)",
+                                    list(self._nonces.items()))
+            self._state.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                                    [("height", str(self.height)),
+                                     ("block_hash", self.block_hash)])
+
+    def close(self) -> None:
+        with self.lock:
+            for database in self.databases.values():
+                database.close()
+            self._state.close()
+
+
+def _signature_log(tx: SignedTx, exc: SignatureError) -> str:
+    """kwild's words for a bad signature (core/crypto/auth/eth_personal_sign.go)."""
+    try:
+        public = recover_personal(tx.signed_text().encode(), tx.signature)
+    except ValueError:
+        return f"invalid signature: recover public key failed: {exc}"
+    recovered = address_from_public_key(public).lower().removeprefix("0x")
+    return f"invalid signature: expected address {tx.sender.hex()}, received {recovered}"

@@ -1,0 +1,183 @@
+"""Schemas and SQLite execution for the kwild stand-in (see `kwil_node` for the model).
+
+An action is a SQL body run by SQLite, not Kuneiform: named parameters `$x` are the
+action's parameters, and `@caller` (the signer's EIP-55 address, "" for an unsigned
+call), `@txid` (the transaction hash) and `@height` (the block height) are bound as
+kwild's contextual variables. Several statements may be separated by `;`; a call
+returns the rows of the last statement that returned any.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+__all__ = ["ActionDef", "Database", "ExecutionError", "Schema"]
+
+_INT_TYPES = ("int", "int8", "integer", "bigint")
+
+
+class ExecutionError(Exception):
+    """An action failed; `unknown` and `not_owner` say why in kwild's terms."""
+
+    def __init__(self, message: str, *, unknown: bool = False, not_owner: bool = False) -> None:
+        super().__init__(message)
+        self.unknown = unknown
+        self.not_owner = not_owner
+
+
+@dataclass(frozen=True)
+class ActionDef:
+    """One action: `parameters` as (`$name`, type) pairs, `sql` with `$name` placeholders.
+
+    `public=False` makes the action owner-only (the 2023 prototype's "private"); it is
+    served with kwild's `OWNER` modifier, which is how v0.9 and v0.10 say owner-only.
+    `view=True` marks a read-only action for `user.call`.
+    """
+
+    name: str
+    parameters: list[tuple[str, str]]
+    public: bool
+    sql: str
+    view: bool = False
+
+    def modifiers(self) -> list[str]:
+        """kwild's access modifiers (v0.10 `access_modifiers`, v0.9 `modifiers` minus PUBLIC)."""
+        return ["PUBLIC"] + (["VIEW"] if self.view else []) + ([] if self.public else ["OWNER"])
+
+
+@dataclass(frozen=True)
+class Schema:
+    """Tables (SQLite DDL statements) and actions of one database."""
+
+    tables: list[str]
+    actions: list[ActionDef] = field(default_factory=list)
+
+    def action(self, name: str) -> ActionDef | None:
+        return next((a for a in self.actions if a.name == name.lower()), None)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> Schema:
+        raw = json.loads(text)
+        actions = [ActionDef(a["name"], [tuple(p) for p in a["parameters"]],  # type: ignore[misc]
+                             a["public"], a["sql"], a.get("view", False)) for a in raw["actions"]]
+        return cls(list(raw["tables"]), actions)
+
+
+def _statements(sql: str) -> list[str]:
+    """Split a body into complete statements (quotes and `;` inside literals respected)."""
+    out, current = [], ""
+    for piece in sql.split(";"):
+        current += piece + ";"
+        if sqlite3.complete_statement(current):
+            if current.strip(" \n\t;"):
+                out.append(current.strip())
+            current = ""
+    if current.strip(" \n\t;"):
+        out.append(current.strip())
+    return out
+
+
+def _coerce(value: Any, type_name: str, param: str) -> Any:
+    """Cast a decoded argument to the declared parameter type, as kwild does."""
+    base = type_name.lower().removesuffix("[]")
+    if value is None or base == "":  # untyped, as v0.9 action parameters are
+        return value
+    if base == "text":
+        return str(value)
+    try:
+        if base in _INT_TYPES:
+            return int(value)
+        if base in ("bool", "boolean"):
+            return int(value in (True, 1, "true", "t", "1"))
+    except (TypeError, ValueError):
+        raise ExecutionError(f"cannot convert argument {param} = {value!r} to {type_name}") \
+            from None
+    return value
+
+
+class Database:
+    """One deployed database: its owner, schema and SQLite connection."""
+
+    def __init__(self, owner: str, name: str, target: str, schema: Schema,
+                 path: str = ":memory:") -> None:
+        self.owner, self.name, self.target, self.schema = owner, name, target, schema
+        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+
+    def create_tables(self) -> None:
+        with self.conn:
+            for ddl in self.schema.tables:
+                self.conn.execute(ddl)
+
+    def begin(self) -> None:
+        self.conn.execute("BEGIN")
+
+    def commit(self) -> None:
+        self.conn.execute("COMMIT")
+
+    def run(self, version: str, action_name: str, args: Sequence[Any], *, caller: str,
+            txid: str, height: int, read_only: bool) -> list[dict[str, Any]]:
+        """Execute one action inside a savepoint (always rolled back when `read_only`).
+
+        Raises:
+            ExecutionError: With kwild's message for the version.
+        """
+        action = self._authorize(version, action_name, caller, read_only)
+        if len(args) != len(action.parameters):
+            raise ExecutionError(f'action "{action.name}" expects {len(action.parameters)} '
+                                 f"argument(s), got {len(args)}")
+        binds: dict[str, Any] = {"caller": caller, "txid": txid, "height": height}
+        for (param, type_name), value in zip(action.parameters, args, strict=True):
+            binds[param.lstrip("$")] = _coerce(value, type_name, param)
+        self.conn.execute("SAVEPOINT action")
+        try:
+            rows: list[dict[str, Any]] = []
+            for statement in _statements(action.sql):
+                cursor = self.conn.execute(statement, binds)
+                if cursor.description:
+                    names = [d[0] for d in cursor.description]
+                    rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        except sqlite3.Error as exc:
+            self.conn.execute("ROLLBACK TO action")
+            raise ExecutionError(f"ERROR: {exc}") from None
+        finally:
+            if read_only:
+                self.conn.execute("ROLLBACK TO action")
+            self.conn.execute("RELEASE action")
+        return rows
+
+    def _authorize(self, version: str, name: str, caller: str, read_only: bool) -> ActionDef:
+        action = self.schema.action(name)
+        if action is None:
+            message = (f'action "{name}" not found' if version == "v0.9" else
+                       f'unknown action: action "{name}" does not exist in namespace '
+                       f'"{self.target}"')
+            raise ExecutionError(message, unknown=True)
+        if not action.public and caller.lower() != self.owner.lower():
+            message = ("cannot call owner action, not owner" if version == "v0.9" else
+                       f"action is owner-only: action {name} can only be executed by the owner")
+            raise ExecutionError(message, not_owner=True)
+        if read_only and not action.view:
+            raise ExecutionError(f'action "{name}" is not a view action: use a transaction')
+        return action
+
+    def select(self, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """A read-only query, rolled back whatever it did."""
+        self.conn.execute("SAVEPOINT query")
+        try:
+            cursor = self.conn.execute(sql, params or {})
+            names = [d[0] for d in cursor.description or []]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        finally:
+            self.conn.execute("ROLLBACK TO query")
+            self.conn.execute("RELEASE query")
+
+    def close(self) -> None:
+        self.conn.close()
