@@ -86,7 +86,6 @@ class BundlerStandIn:
         self.max_item_bytes = max_item_bytes
         self.deadline_blocks = deadline_blocks
         self.signer = signer or _load_or_create_wallet(data_dir / "bundler-wallet.json")
-        self.store = Store(data_dir / "bundler.sqlite3")
         self.schema = irys_schema()
         self.last_error: Exception | None = None
         self._faults: dict[str, Fault] = {}
@@ -98,9 +97,10 @@ class BundlerStandIn:
         self._stop = threading.Event()
         self._http = httpx.Client(timeout=30)
         self.gateway = GatewayClient(self.arlocal_url) if self.arlocal_url else None
-        if self.arlocal_url:
+        if self.arlocal_url:  # before opening anything that would need closing
             self._arlocal("mint", f"/mint/{self.signer.address}/{mint_winston}")
             self._refresh_height()
+        self.store = Store(data_dir / "bundler.sqlite3")
         self._server = ThreadingHTTPServer(("127.0.0.1", port), make_handler(self))
         self._server.daemon_threads = True
         self.port = int(self._server.server_address[1])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
@@ -70,6 +71,22 @@ def make_handler(standin: BundlerStandIn) -> type[BaseHTTPRequestHandler]:
             return True
 
         def do_POST(self) -> None:
+            self._guarded(self._post)
+
+        def do_GET(self) -> None:
+            self._guarded(self._get)
+
+        do_HEAD = do_GET
+
+        def _guarded(self, route: Callable[[], None]) -> None:
+            try:
+                route()
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True
+            except Exception as exc:  # a stand-in bug or a bad control request: say which
+                self._send(500, f"stand-in error: {exc!r}", "text/plain")
+
+        def _post(self) -> None:
             path = urlsplit(self.path).path
             body = self._body()
             if body is None:
@@ -86,7 +103,7 @@ def make_handler(standin: BundlerStandIn) -> type[BaseHTTPRequestHandler]:
             else:
                 self._send(404, f"no route POST {path}", "text/plain")
 
-        def do_GET(self) -> None:
+        def _get(self) -> None:
             split = urlsplit(self.path)
             if split.path == "/graphql":
                 query = {k: v[0] for k, v in parse_qs(split.query).items()}
@@ -99,8 +116,6 @@ def make_handler(standin: BundlerStandIn) -> type[BaseHTTPRequestHandler]:
                 self._data(match.group(1))
             else:
                 self._send(404, f"no route GET {split.path}", "text/plain")
-
-        do_HEAD = do_GET
 
         def _upload(self, token: str, raw: bytes) -> None:
             if self._fault("upload"):
