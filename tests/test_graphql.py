@@ -130,6 +130,10 @@ def test_irys_filters_window_and_resume(irys_run: Any) -> None:
     assert [r.id for r in resumed] == [r.id for r in mine[500:]]
     odd_few = walk(pager, {"Test-Run": [run], "Parity": ["odd"], "N": ["1", "2", "3"]})
     assert {r.tag("N") for r in odd_few} == {"1", "3"}
+    older_nodes = GraphQLPager(standin.url + "/graphql", "irys", page_size=7,
+                               size_argument="limit")
+    assert [r.id for r in walk(older_nodes, {"Test-Run": [run], "N": ["1", "2", "3"]},
+                               owners=[SIGNER.address])] == [i.id for i in items[1:4]]
     with pytest.raises(ValueError, match="since_ms"):
         list(pager.pages({"Test-Run": [run]}, min_block=1))
 
