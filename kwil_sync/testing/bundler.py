@@ -30,6 +30,7 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import signal
 import tempfile
 import threading
@@ -88,6 +89,7 @@ class BundlerStandIn:
         self.signer = signer or _load_or_create_wallet(data_dir / "bundler-wallet.json")
         self.schema = irys_schema()
         self.last_error: Exception | None = None
+        self._temporary_dir = False
         self._faults: dict[str, Fault] = {}
         self._bundling_failures = 0
         self._height = 0
@@ -125,7 +127,8 @@ class BundlerStandIn:
         Args:
             arlocal_url: arlocal to bundle into; None serves uploads and GraphQL only.
             port: The port; a free one when None.
-            data_dir: Where the SQLite store and the wallet live (a temp dir when None).
+            data_dir: Where the SQLite store and the wallet live; when None, a temporary
+                directory that `stop()` deletes.
             bundle_interval: Seconds between bundling rounds; 0 bundles only on `flush()`.
             signer: The bundler's RSA wallet; by default loaded from (or created in)
                 `data_dir/bundler-wallet.json`.
@@ -135,10 +138,17 @@ class BundlerStandIn:
             mint_winston: Winston minted to the wallet on arlocal at start.
         """
         directory = Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="bundler-"))
-        return cls(data_dir=directory, arlocal_url=arlocal_url, port=port or 0,
-                   bundle_interval=bundle_interval, signer=signer,
-                   max_bundle_items=max_bundle_items, max_item_bytes=max_item_bytes,
-                   deadline_blocks=deadline_blocks, mint_winston=mint_winston)
+        try:
+            standin = cls(data_dir=directory, arlocal_url=arlocal_url, port=port or 0,
+                          bundle_interval=bundle_interval, signer=signer,
+                          max_bundle_items=max_bundle_items, max_item_bytes=max_item_bytes,
+                          deadline_blocks=deadline_blocks, mint_winston=mint_winston)
+        except BaseException:
+            if data_dir is None:
+                shutil.rmtree(directory, ignore_errors=True)
+            raise
+        standin._temporary_dir = data_dir is None  # deleted on stop: nothing to restart from
+        return standin
 
     def __repr__(self) -> str:
         return f"BundlerStandIn({self.url!r}, arlocal={self.arlocal_url!r})"
@@ -283,6 +293,8 @@ class BundlerStandIn:
         if self.gateway is not None:
             self.gateway.close()
         self.store.close()
+        if self._temporary_dir:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
 
     def __enter__(self) -> BundlerStandIn:
         return self
