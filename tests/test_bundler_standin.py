@@ -128,12 +128,12 @@ def test_failed_rounds_lose_nothing_and_restarts_never_double_post(
         with pytest.raises(BundlingFailed):
             first.flush()
         assert first.info()["unbundled"] == 8
-        assert first.gateway is not None
+        assert first.poster is not None
 
         def gateway_down(tx: Any) -> None:
             raise GatewayUnavailable("arlocal went away (simulated)")
 
-        monkeypatch.setattr(first.gateway, "post_transaction", gateway_down)
+        monkeypatch.setattr(first.poster.gateway, "post_transaction", gateway_down)
         with pytest.raises(GatewayUnavailable):
             first.flush()  # signed and recorded, never posted
     with BundlerStandIn.start(arlocal_url=arlocal.url, data_dir=tmp_path, bundle_interval=0,

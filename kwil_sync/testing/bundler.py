@@ -40,26 +40,18 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import httpx
-
 from kwil_sync.arweave.ans104 import DataItem
-from kwil_sync.arweave.bundle import BUNDLE_TAGS, encode_bundle
 from kwil_sync.arweave.deephash import deep_hash
-from kwil_sync.arweave.gateway import GatewayClient, GatewayError, GatewayUnavailable
 from kwil_sync.arweave.signers import ArweaveSigner, b64url
-from kwil_sync.arweave.transaction import Transaction
 from kwil_sync.testing.bundler_graphql import irys_schema
 from kwil_sync.testing.bundler_http import make_handler
-from kwil_sync.testing.bundler_store import BundleRow, Store
+from kwil_sync.testing.bundler_posting import BundlePoster, BundlingFailed
+from kwil_sync.testing.bundler_store import Store
 
 __all__ = ["BundlerStandIn", "BundlingFailed", "Fault"]
 
 log = logging.getLogger(__name__)
 RECEIPT_VERSION = "1.0.0"
-
-
-class BundlingFailed(RuntimeError):
-    """A bundling round failed (injected with `fail_bundling`, or arlocal refused it)."""
 
 
 @dataclass
@@ -83,7 +75,6 @@ class BundlerStandIn:
         self.data_dir = data_dir
         self.arlocal_url = arlocal_url.rstrip("/") if arlocal_url else None
         self.bundle_interval = bundle_interval
-        self.max_bundle_items = max_bundle_items
         self.max_item_bytes = max_item_bytes
         self.deadline_blocks = deadline_blocks
         self.signer = signer or _load_or_create_wallet(data_dir / "bundler-wallet.json")
@@ -91,26 +82,29 @@ class BundlerStandIn:
         self.last_error: Exception | None = None
         self._temporary_dir = False
         self._faults: dict[str, Fault] = {}
-        self._bundling_failures = 0
-        self._height = 0
         self._lock = threading.Lock()
         self._accept_lock = threading.Lock()
-        self._bundle_lock = threading.Lock()
         self._stop = threading.Event()
-        self._http = httpx.Client(timeout=30)
-        self.gateway = GatewayClient(self.arlocal_url) if self.arlocal_url else None
-        if self.arlocal_url:  # before opening anything that would need closing
-            self._arlocal("mint", f"/mint/{self.signer.address}/{mint_winston}")
-            self._refresh_height()
         self.store = Store(data_dir / "bundler.sqlite3")
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), make_handler(self))
+        self.poster: BundlePoster | None = None
+        try:
+            if self.arlocal_url:
+                self.poster = BundlePoster(self.store, self.signer, self.arlocal_url,
+                                           max_bundle_items=max_bundle_items,
+                                           mint_winston=mint_winston)
+            self._server = ThreadingHTTPServer(("127.0.0.1", port), make_handler(self))
+        except BaseException:  # e.g. arlocal down or the port taken: close what is open
+            if self.poster is not None:
+                self.poster.close()
+            self.store.close()
+            raise
         self._server.daemon_threads = True
         self.port = int(self._server.server_address[1])
         self.url = f"http://127.0.0.1:{self.port}"
         self._threads = [threading.Thread(target=self._server.serve_forever,
                                           kwargs={"poll_interval": 0.1}, daemon=True,
                                           name="bundler-http")]
-        if self.gateway is not None and bundle_interval > 0:
+        if self.poster is not None and bundle_interval > 0:
             self._threads.append(threading.Thread(target=self._bundle_loop, daemon=True,
                                                   name="bundler-bundling"))
         for thread in self._threads:
@@ -167,7 +161,7 @@ class BundlerStandIn:
             return receipt, True
 
     def _receipt(self, id: str, timestamp: int) -> dict[str, Any]:
-        deadline = self._height + self.deadline_blocks
+        deadline = (self.poster.height if self.poster else 0) + self.deadline_blocks
         message = deep_hash([b"Bundlr", RECEIPT_VERSION.encode(), id.encode(),
                              str(deadline).encode(), str(timestamp).encode()])
         return {"id": id, "timestamp": timestamp, "version": RECEIPT_VERSION,
@@ -201,8 +195,8 @@ class BundlerStandIn:
 
     def fail_bundling(self, count: int = 1) -> None:
         """Make the next `count` bundling rounds fail before posting anything."""
-        with self._lock:
-            self._bundling_failures = count
+        if self.poster is not None:
+            self.poster.fail_next(count)
 
     # bundling
 
@@ -213,61 +207,13 @@ class BundlerStandIn:
             The ids of the bundle transactions posted in this round.
 
         Raises:
-            BundlingFailed: When injected, or when arlocal refuses a bundle.
-            GatewayError: When arlocal is unreachable (the round is retried later).
+            BundlingFailed: When injected, or without arlocal to bundle into.
+            GatewayError: When arlocal is unreachable or refuses (retried next round).
         """
-        if self.gateway is None:
+        if self.poster is None:
             raise BundlingFailed("this stand-in was started without arlocal_url: nothing to "
                                  "bundle into")
-        with self._bundle_lock:
-            with self._lock:
-                if self._bundling_failures > 0:
-                    self._bundling_failures -= 1
-                    raise BundlingFailed("bundling failure injected by fail_bundling()")
-            posted = [row.id for row in self.store.bundles("signed") if self._repost(row)]
-            while batch := self.store.unbundled(self.max_bundle_items):
-                data = encode_bundle([DataItem.parse(raw) for _, raw in batch])
-                tx = Transaction.create(data, list(BUNDLE_TAGS), self.signer,
-                                        last_tx=self.gateway.tx_anchor(),
-                                        reward=self.gateway.price(len(data)))
-                self.store.claim(tx.id, tx.to_json(with_data=True), [seq for seq, _ in batch])
-                self.gateway.post_transaction(tx)
-                self._mine_and_mark(tx.id)
-                posted.append(tx.id)
-            return posted
-
-    def _repost(self, row: BundleRow) -> bool:
-        """Finish a bundle recorded but maybe not posted; False if it had to be dropped."""
-        assert self.gateway is not None
-        if self.gateway.tx_status(row.id).state == "not_found":
-            try:
-                self.gateway.post_transaction(Transaction.from_json(row.tx_json))
-            except GatewayUnavailable:
-                raise
-            except GatewayError as exc:  # e.g. its anchor expired: bundle the items afresh
-                log.warning("bundle %s refused on re-post (%s); re-bundling its items",
-                            row.id, exc)
-                self.store.mark(row.id, "abandoned")
-                return False
-        self._mine_and_mark(row.id)
-        return True
-
-    def _mine_and_mark(self, bundle_id: str) -> None:
-        self._arlocal("mine", "/mine")
-        self.store.mark(bundle_id, "posted")
-        self._refresh_height()
-
-    def _arlocal(self, what: str, path: str) -> httpx.Response:
-        try:
-            response = self._http.get(f"{self.arlocal_url}{path}")
-            response.raise_for_status()
-            return response
-        except httpx.HTTPError as exc:
-            raise GatewayUnavailable(f"{what} on arlocal {self.arlocal_url} failed: {exc!r}; "
-                                     "is arlocal running?") from exc
-
-    def _refresh_height(self) -> None:
-        self._height = int(self._arlocal("info", "/info").json()["height"])
+        return self.poster.flush()
 
     def _bundle_loop(self) -> None:
         while not self._stop.wait(self.bundle_interval):
@@ -289,9 +235,8 @@ class BundlerStandIn:
         self._server.server_close()
         for thread in self._threads:
             thread.join(timeout=30)
-        self._http.close()
-        if self.gateway is not None:
-            self.gateway.close()
+        if self.poster is not None:
+            self.poster.close()
         self.store.close()
         if self._temporary_dir:
             shutil.rmtree(self.data_dir, ignore_errors=True)
