@@ -34,7 +34,6 @@ from shim.config import KEY_ENV
 from tasks.upload import upload_pending
 
 KEY = "8f2a55949038a9610f50fb23b5883af3b4ecb3c3bb792cbcefbd1542c692be63"
-ADDRESS = "0xC9C5E6d1F4E6D2b1e3E0dC1d3bF3f6A1e58a1b1C"  # replaced by the shim's answer below
 ACTIONS = 1000
 THREADS = 8
 SCHEMA = Schema(tables=["CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)"],

@@ -12,6 +12,18 @@ from typing import Any, cast
 
 import grpc
 import pytest
+from prefect import flow
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import (
+    DeploymentFilter,
+    DeploymentFilterName,
+    FlowRunFilter,
+    FlowRunFilterId,
+)
+from prefect.client.schemas.objects import FlowRun
+from prefect.deployments.runner import RunnerDeployment
+from prefect.flow_engine import run_flow
+from prefect.testing.utilities import prefect_test_harness
 from pydantic import SecretStr
 
 from kwil_sync.arweave.graphql import GraphQLPager
@@ -22,20 +34,6 @@ from proto import extension_pb2, extension_pb2_grpc
 from shim.client import ShimClient
 from shim.config import ShimConfig
 from shim.server import start_shim
-
-prefect = pytest.importorskip("prefect")
-
-from prefect import flow  # noqa: E402
-from prefect.client.orchestration import get_client  # noqa: E402
-from prefect.client.schemas.filters import (  # noqa: E402
-    DeploymentFilter,
-    DeploymentFilterName,
-    FlowRunFilter,
-    FlowRunFilterId,
-)
-from prefect.client.schemas.objects import FlowRun  # noqa: E402
-from prefect.flow_engine import run_flow  # noqa: E402
-from prefect.testing.utilities import prefect_test_harness  # noqa: E402
 
 pytestmark = pytest.mark.prefect
 
@@ -78,8 +76,8 @@ def test_shim_submits_batches_and_the_flow_drains_them(harness: None, tmp_path: 
     from blocks.shim import SyncShim
     from flows.upload import upload
 
-    restore_standin.to_deployment("restore").apply()
-    upload.to_deployment("upload").apply()
+    for deployment in (restore_standin.to_deployment("restore"), upload.to_deployment("upload")):
+        cast(RunnerDeployment, deployment).apply()
     node = KwilNodeStandIn.start(version="v0.9")
     bundler = BundlerStandIn.start(data_dir=tmp_path / "bundler")  # Irys side only
     config = ShimConfig(port=0, outbox_path=tmp_path / "outbox.sqlite", kwil_url=node.url,
