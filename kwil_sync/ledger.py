@@ -209,17 +209,21 @@ class Ledger:
                       tx_hashes: dict[str, str] | None = None) -> None:
         """Complete several actions in one commit: (action_id, code, log, height).
 
-        `tx_hashes` names the hash that landed where it is not the latest attempt.
+        `tx_hashes` names the hash that landed where it is not the latest attempt. An
+        action never signed (its payload did not encode) may be completed as failed.
         """
         now, landed = time.time(), tx_hashes or {}
         with self._tx() as db:
             for action_id, code, log, height in rows:
                 db.execute(
-                    "UPDATE actions SET state=?, code=?, log=?, height=?, completed_at=?, "
-                    "signed_tx=NULL, tx_hash=COALESCE(?, tx_hash) "
-                    "WHERE target=? AND action_id=?",
-                    ("done" if code == 0 else "failed", code, log[:2000], height, now,
-                     landed.get(action_id), target, action_id))
+                    "INSERT INTO actions (target, action_id, state, code, log, height, "
+                    "completed_at, tx_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (target, action_id) DO UPDATE SET state=excluded.state, "
+                    "code=excluded.code, log=excluded.log, height=excluded.height, "
+                    "completed_at=excluded.completed_at, signed_tx=NULL, "
+                    "tx_hash=COALESCE(excluded.tx_hash, tx_hash)",
+                    (target, action_id, "done" if code == 0 else "failed", code, log[:2000],
+                     height, now, landed.get(action_id)))
 
     def release(self, target: str, action_id: str) -> None:
         """Forget an intent whose transaction can never land, so the action runs again."""

@@ -1,0 +1,236 @@
+"""Apply planned calls to a target database: the `ActionApplier` interface and its Kwil one.
+
+`plan_call` turns a verified record into a call against the target's schema, read
+once per run: the document's `data` names are matched onto the action's parameters
+(with or without `$`, any case) and the string values converted with
+`kwil_sync.kwil.values.convert_arguments`. What does not fit is refused with a reason
+(`unknown-action`, `argument-mismatch`, `bad-argument`) for the quarantine.
+
+`KwilApplier` executes calls through the `NoncePipeline` (a window of consecutive
+nonces in flight). Exactly once needs the intent stored before each broadcast, with
+the nonce and signed bytes (so recovery can send the same bytes again): the pipeline
+is given a client whose `broadcast` first hands the signed transaction to `on_signed`,
+then sends it.
+
+2023 convention (kwild v0.9 only, off by default): `db_sync_history=True` reads the
+target's `db_sync_history` table so actions recorded there count as applied, and after
+each applied action calls the private `save_db_sync($id, $action_timestamp,
+$arweave_id, $provider_address, $executed_at)` as the 2023 server did (best effort: a
+missing history row never re-applies anything, the ledger is the authority).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, cast
+
+import httpx
+
+from kwil_sync.ethkeys import EthereumKey
+from kwil_sync.kwil.client import KwilClient
+from kwil_sync.kwil.errors import KwilError
+from kwil_sync.kwil.pipeline import NoncePipeline
+from kwil_sync.kwil.tx import tx_hash
+from kwil_sync.kwil.values import ValueConversionError, convert_arguments
+from kwil_sync.ledger import Ledger
+from kwil_sync.records import SyncRecord
+from kwil_sync.replay_recovery import Recovery, resolve_pending
+
+__all__ = ["ActionApplier", "CallResult", "KwilApplier", "PlannedCall", "Refusal", "plan_call"]
+
+ActionParams = list[tuple[str, str | None]]
+HISTORY_ACTION = "save_db_sync"
+
+
+@dataclass(frozen=True)
+class PlannedCall:
+    """One record as a call: `target`, `action`, `arguments` (what the pipeline reads)."""
+
+    record: SyncRecord
+    target: str
+    action: str
+    arguments: list[list[dict[str, Any]]]  # one argument set
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a record cannot become a call on this target."""
+
+    reason: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class CallResult:
+    """The node's result for one call; `height` None when it never entered a block."""
+
+    action_id: str
+    tx_hash: str
+    code: int
+    log: str
+    height: int | None
+
+
+OnSigned = Callable[[PlannedCall, str, int, dict[str, Any]], None]
+
+
+class ActionApplier(Protocol):
+    """Executes calls on one target; see `KwilApplier`."""
+
+    target: str
+
+    @property
+    def version(self) -> str:
+        """The Kwil version values are converted for ("v0.9" or "v0.10")."""
+        ...
+
+    def actions(self) -> dict[str, ActionParams]:
+        """Action name (lower case) -> its parameters (name, declared type or None)."""
+        ...
+
+    def apply(self, calls: Sequence[PlannedCall], on_signed: OnSigned) -> list[CallResult]:
+        """Execute `calls` in order; `on_signed(call, hash, nonce, tx)` before each send."""
+        ...
+
+    def recover(self, ledger: Ledger) -> Recovery:
+        """Resolve what an earlier run left intended (before anything new is applied)."""
+        ...
+
+    def applied_elsewhere(self) -> Iterable[str]:
+        """Action ids the target records as applied outside the ledger (2023 history)."""
+        ...
+
+
+def _name(param: str) -> str:
+    return param.lower().removeprefix("$")
+
+
+def plan_call(record: SyncRecord, schema: Mapping[str, ActionParams], version: str,
+              target: str) -> PlannedCall | Refusal:
+    """Map a record onto the target action's parameters and convert its values."""
+    params = schema.get(record.action_name.lower())
+    if params is None:
+        return Refusal("unknown-action", f"{target} has no action {record.action_name!r}")
+    given = {_name(n): v for n, v in record.data}
+    wanted = [_name(p) for p, _ in params]
+    if sorted(given) != sorted(wanted):
+        return Refusal("argument-mismatch", f"the record names {sorted(given)}, action "
+                       f"{record.action_name} takes {wanted}")
+    try:
+        arguments = convert_arguments(version, params, [given[n] for n in wanted])
+    except ValueConversionError as exc:
+        return Refusal("bad-argument", str(exc))
+    return PlannedCall(record, target, record.action_name, [arguments])
+
+
+class _IntentFirst:
+    """A client whose `broadcast` hands the signed tx to `on_signed` before sending it."""
+
+    def __init__(self, client: KwilClient, version: str, on_signed: OnSigned) -> None:
+        self._client, self._version, self._on_signed = client, version, on_signed
+        self.by_hash: dict[str, PlannedCall] = {}
+        self._recorded: set[str] = set()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def broadcast(self, tx: dict[str, Any], sync: str = "mempool") -> Any:
+        digest = tx_hash(tx, self._version)
+        call = self.by_hash.get(digest)
+        if call is not None and digest not in self._recorded:
+            self._on_signed(call, digest, int(tx["body"]["nonce"]), tx)
+            self._recorded.add(digest)
+        return self._client.broadcast(tx, sync)
+
+
+class KwilApplier:
+    """Apply calls to a Kwil database through the nonce pipeline.
+
+    Args:
+        client: The target node.
+        private_key_hex: The key that signs (the database owner for private actions).
+        target: The target dbid (v0.9) or namespace (v0.10).
+        db_sync_history: Follow the 2023 `db_sync_history` convention (v0.9).
+        window: Transactions in flight at once.
+        pipeline_options: More `NoncePipeline` keyword arguments (timeouts, retries).
+    """
+
+    def __init__(self, client: KwilClient, private_key_hex: str, target: str, *,
+                 db_sync_history: bool = False, window: int = 64,
+                 pipeline_options: Mapping[str, Any] | None = None) -> None:
+        self.client, self.target = client, target
+        self._key = private_key_hex
+        self.db_sync_history = db_sync_history
+        self._options = {"window": window, **(pipeline_options or {})}
+        self._chain_id: str | None = None
+        self._schema: dict[str, ActionParams] | None = None
+        self.address = EthereumKey(private_key_hex).address
+
+    def __repr__(self) -> str:
+        return f"KwilApplier({self.client.url!r}, target={self.target!r}, as {self.address})"
+
+    @property
+    def version(self) -> str:
+        return self.client.version
+
+    def actions(self) -> dict[str, ActionParams]:
+        if self._schema is None:
+            self._schema = {a.name.lower(): list(a.parameters)
+                            for a in self.client.actions(self.target)}
+            if self.db_sync_history and HISTORY_ACTION not in self._schema:
+                raise KwilError(f"{self.target} has no {HISTORY_ACTION} action: deploy the 2023 "
+                                "schema's history table and action, or turn db_sync_history off")
+        return self._schema
+
+    def recover(self, ledger: Ledger) -> Recovery:
+        return resolve_pending(ledger, self.target, self.client, self.address)
+
+    def apply(self, calls: Sequence[PlannedCall], on_signed: OnSigned) -> list[CallResult]:
+        if not calls:
+            return []
+        if self._chain_id is None:
+            self._chain_id = self.client.chain_info().chain_id
+        recording = _IntentFirst(self.client, self.version, on_signed)
+        pipeline = NoncePipeline(cast(KwilClient, recording), self._key, self._chain_id,
+                                 self.version, **self._options)
+        sent: list[PlannedCall] = list(calls)
+        outcomes = pipeline.execute(sent, on_signed=lambda i, h: recording.by_hash.update(
+            {h: sent[i]}))
+        results = [CallResult(c.record.action_id, o.tx_hash, o.code, o.log, o.height)
+                   for c, o in zip(sent, outcomes, strict=True)]
+        if self.db_sync_history:
+            done = [c.record for c, r in zip(sent, results, strict=True) if r.code == 0
+                    and r.height is not None]
+            self._write_history(done)
+        return results
+
+    def _write_history(self, records: list[SyncRecord]) -> None:
+        params = self.actions()[HISTORY_ACTION]
+        now = str(int(time.time() * 1000))
+        history = []
+        for r in records:
+            values = [r.action_id, str(r.timestamp_ms), r.tx_id, r.provider_address, now]
+            history.append((self.target, HISTORY_ACTION,
+                            [convert_arguments(self.version, params, values)]))
+        if history:
+            NoncePipeline(self.client, self._key, cast(str, self._chain_id), self.version,
+                          **self._options).execute(history)
+
+    def applied_elsewhere(self) -> Iterable[str]:
+        if not self.db_sync_history:
+            return []
+        if self.version != "v0.9":
+            raise KwilError("db_sync_history is a kwild v0.9 convention (extensions are gone "
+                            "in v0.10): turn it off for this target")
+        answer = httpx.post(f"{self.client.url}/rpc/v1", timeout=30, json={
+            "jsonrpc": "2.0", "id": 1, "method": "user.query",
+            "params": {"dbid": self.target, "query": "SELECT id FROM db_sync_history"}}).json()
+        if answer.get("error"):
+            raise KwilError(f"cannot read db_sync_history on {self.target}: "
+                            f"{answer['error'].get('message')}")
+        rows = json.loads(base64.b64decode(answer["result"]["result"] or "W10="))
+        return [str(row["id"]) for row in rows or []]

@@ -1,0 +1,289 @@
+"""The one replay pipeline: restore, follow and backfill are runs of it read differently.
+
+    page -> fetch documents (concurrently) -> parse -> verify -> order (Sequencer)
+         -> drop what the ledger holds -> apply a batch (intents stored before each
+         broadcast) -> complete in the ledger -> mark sequence slots -> report
+
+Work is streamed page by page: while a page is applied, the next page's documents are
+already being fetched and verified (and the pager has the page after that on its
+way). Only records held behind a sequence gap stay in memory.
+
+- restore: from the beginning (or a `Start`), optionally `until` a timestamp (ms) or
+  an action id; at the end of the log, records still behind a gap are quarantined.
+- follow: from `follow_start(last position)`, i.e. a look-back window, skipping the
+  local provider's own records; records behind a gap stay held and `report.resume`
+  does not pass them, so the next poll reads them again.
+- dry run: the same reading, ordering and schema checks, but nothing is applied and
+  nothing is written; the report is the plan.
+
+Before anything is applied, intents an earlier run left pending are resolved
+(`kwil_sync.replay_recovery`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from typing import Any
+
+from kwil_sync.appliers import ActionApplier, ActionParams
+from kwil_sync.arweave.graphql_queries import TxRecord
+from kwil_sync.ledger import Ledger
+from kwil_sync.ordering import Gap, Released, Sequencer
+from kwil_sync.records import MAX_DOCUMENT_BYTES
+from kwil_sync.replay_recovery import Recovery
+from kwil_sync.replay_steps import (
+    Checked,
+    Refused,
+    apply_batch,
+    fetch_documents,
+    plan_batch,
+    verify_batch,
+)
+from kwil_sync.sources import DocumentFetcher, Position, RecordSource, Start
+from kwil_sync.verify import TrustPolicy
+
+__all__ = ["ReplayReport", "Replayer"]
+
+
+@dataclass
+class ReplayReport:
+    """What a run did (or, for a dry run, would do)."""
+
+    target: str
+    dry_run: bool
+    pages: int = 0
+    records: int = 0
+    bytes: int = 0
+    applied: int = 0
+    failed: int = 0
+    planned: int = 0
+    already_applied: int = 0
+    duplicates: int = 0
+    skipped_own: int = 0
+    unconfirmed: int = 0
+    held: int = 0
+    quarantined: Counter[str] = field(default_factory=Counter)
+    by_provider: Counter[str] = field(default_factory=Counter)
+    signers: Counter[str] = field(default_factory=Counter)
+    missing_actions: set[str] = field(default_factory=set)
+    gaps: list[Gap] = field(default_factory=list)
+    refusals: list[Refused] = field(default_factory=list)
+    recovery: Recovery | None = None
+    last: Position | None = None
+    resume: Position | None = None  # None: nothing read, keep the previous position
+    reached_until: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able data (refusals capped at 100) for artifacts and `--json`."""
+        data: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, Counter):  # asdict would turn a Counter's items into keys
+                value = dict(value)
+            elif isinstance(value, set):
+                value = sorted(value)
+            elif isinstance(value, list):
+                value = [asdict(v) for v in value[:100]]
+            elif value is not None and is_dataclass(value):
+                value = asdict(value)  # type: ignore[arg-type]
+            data[f.name] = value
+        return data
+
+
+class Replayer:
+    """Replay one database's log onto one target; see the module docstring.
+
+    Args:
+        source: Pages of records (`kwil_sync.sources.GraphQLSource`).
+        fetcher: Documents by id (`kwil_sync.arweave.data.GatewayDataClient`).
+        applier: Executes calls on the target (`kwil_sync.appliers.KwilApplier`).
+        ledger: Exactly-once bookkeeping.
+        policy: Which database, which signers are trusted.
+        target_id: The target dbid or namespace (the ledger's key).
+        batch_size: Records per apply batch.
+        max_document_bytes: Larger documents are quarantined.
+        gap_timeout_s: How long a sequence gap may stay open before quarantine.
+        clock: Wall clock in seconds (for gap ages).
+    """
+
+    def __init__(self, source: RecordSource, fetcher: DocumentFetcher, applier: ActionApplier,
+                 ledger: Ledger, policy: TrustPolicy, *, target_id: str, batch_size: int = 100,
+                 max_document_bytes: int = MAX_DOCUMENT_BYTES, gap_timeout_s: float = 600.0,
+                 clock: Callable[[], float] = time.time) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self.source, self.fetcher, self.applier = source, fetcher, applier
+        self.ledger, self.policy, self.target = ledger, policy, target_id
+        self.batch_size, self.max_document_bytes = batch_size, max_document_bytes
+        self.gap_timeout_s, self.clock = gap_timeout_s, clock
+
+    def __repr__(self) -> str:
+        return f"Replayer(target={self.target!r}, database={self.policy.original_dbid!r})"
+
+    def run(self, start: Start | None = None, *, until: int | str | None = None,
+            dry_run: bool = False, follow: bool = False,
+            skip_provider: str | None = None) -> ReplayReport:
+        """Read from `start`, apply in order, and report.
+
+        Args:
+            start: Where to begin (default: the beginning of the log).
+            until: Stop after this timestamp (ms, inclusive) or this action id.
+            dry_run: Plan only: apply nothing, write nothing.
+            follow: Keep gap-held records for the next run instead of quarantining them.
+            skip_provider: Skip this provider's records (follow: the local provider).
+
+        Raises:
+            PendingTransactions: An earlier run's transactions are still unresolved.
+            GatewayError, GraphQLError, KwilError: The services failed after retries;
+                everything applied so far is in the ledger, rerun to continue.
+        """
+        run = _Run(self, ReplayReport(self.target, dry_run), dry_run, skip_provider)
+        if not dry_run:
+            run.report.recovery = self.applier.recover(self.ledger)
+            self.ledger.record_external(self.target, self.applier.applied_elsewhere(),
+                                        log="db_sync_history")
+        run.schema = self.applier.actions()
+        with ThreadPoolExecutor(1, thread_name_prefix="replay-prefetch") as pool:
+            ahead: Future[tuple[list[TxRecord], Checked]] | None = None
+            for records, stop in _cut(self.source.pages(start or Start()), until, run.report):
+                following = pool.submit(run.check, records)
+                if ahead is not None:
+                    run.process(*ahead.result())
+                ahead = following
+                if stop:
+                    break
+            if ahead is not None:
+                run.process(*ahead.result())
+        run.release(run.sequencer.finish(quarantine_held=not follow))
+        return run.finish(follow)
+
+
+def _cut(pages: Iterator[Any], until: int | str | None,
+         report: ReplayReport) -> Iterator[tuple[list[TxRecord], bool]]:
+    """Yield each page's records up to `until`, and whether to stop after them."""
+    for page in pages:
+        report.pages += 1
+        records: list[TxRecord] = []
+        for tx in page.records:
+            if isinstance(until, int) and tx.timestamp_ms is not None and tx.timestamp_ms > until:
+                report.reached_until = True
+                break
+            records.append(tx)
+            if isinstance(until, str) and tx.tag("Action-Id") == until:
+                report.reached_until = True
+                break
+        report.records += len(records)
+        yield records, report.reached_until
+
+
+class _Run:
+    """The state of one `Replayer.run` (kept off the Replayer so runs never mix)."""
+
+    def __init__(self, replayer: Replayer, report: ReplayReport, dry_run: bool,
+                 skip_provider: str | None) -> None:
+        self.r, self.report, self.dry_run, self.skip = replayer, report, dry_run, skip_provider
+        ledger, target = replayer.ledger, replayer.target
+        self.schema: dict[str, ActionParams] = {}
+        self.where: dict[str, Position] = {}
+        self.sequencer = Sequencer(
+            ledger.sequence_start(target), replayer.gap_timeout_s,
+            history=lambda provider, seq: ledger.action_at(target, provider, seq),
+            gap_opened=ledger.gaps(target), clock=replayer.clock)
+
+    def check(self, records: list[TxRecord]) -> tuple[list[TxRecord], Checked]:
+        """Fetch and verify (runs one page ahead, in the prefetch thread)."""
+        fetched = fetch_documents(self.r.fetcher, records)
+        return records, verify_batch(fetched, self.r.policy,
+                                     max_document_bytes=self.r.max_document_bytes,
+                                     skip_provider=self.skip)
+
+    def process(self, records: list[TxRecord], checked: Checked) -> None:
+        report = self.report
+        report.bytes += checked.bytes
+        report.skipped_own += checked.skipped_own
+        report.unconfirmed += checked.unconfirmed
+        report.signers.update(checked.signers)
+        self.refuse(checked.refused)
+        accepted = {x.tx_id for x in checked.accepted}
+        for tx in records:
+            if tx.id in accepted:  # kept until released: where a held record was read
+                self.where[tx.id] = Position(tx.cursor, tx.timestamp_ms, tx.height)
+        if records:
+            last = records[-1]
+            report.last = Position(last.cursor, last.timestamp_ms, last.height)
+        self.sequencer.feed(checked.accepted)
+        self.release(self.sequencer.drain())
+
+    def refuse(self, refused: list[Refused]) -> None:
+        for item in refused:
+            self.report.quarantined[item.reason] += 1
+            self.where.pop(item.item_id, None)
+        self.report.refusals += refused
+        if refused and not self.dry_run:
+            self.r.ledger.quarantine_many(self.r.target, [
+                (q.item_id, q.reason, q.detail, q.action_id, q.provider) for q in refused])
+
+    def release(self, released: Released) -> None:
+        """Apply what the sequencer released, then mark its slots resolved."""
+        r, report = self.r, self.report
+        self.refuse([Refused(q.record.tx_id, q.reason, q.detail, q.record.action_id,
+                             q.record.provider_address) for q in released.quarantined])
+        report.duplicates += len(released.duplicates)
+        report.gaps += released.gaps
+        ready = released.ready
+        new = set(r.ledger.filter_new(r.target, [x.action_id for x in ready]))
+        todo = [x for x in ready if x.action_id in new]
+        report.already_applied += len(ready) - len(todo)
+        for i in range(0, len(todo), r.batch_size):
+            batch = todo[i:i + r.batch_size]
+            if self.dry_run:
+                planned, refused = plan_batch(batch, self.schema, r.applier.version, r.target)
+                report.planned += len(planned)
+                report.missing_actions.update(x.action_name for x in batch
+                                              if x.action_name.lower() not in self.schema)
+                self.refuse(refused)
+                continue
+            applied = apply_batch(r.applier, r.ledger, r.target, batch, self.schema)
+            self.refuse(applied.refused)
+            self.count(batch, applied.results)
+        for x in ready + released.duplicates:
+            self.where.pop(x.tx_id, None)
+        if not self.dry_run:
+            r.ledger.mark_sequenced(r.target, [
+                (x.provider_address, x.sequence, x.action_id)
+                for x in ready + released.duplicates if x.sequence is not None])
+
+    def count(self, batch: list[Any], results: list[Any]) -> None:
+        by_id = {x.action_id: x for x in batch}
+        failures = []
+        for result in results:
+            if result.code == 0 and result.height is not None:
+                self.report.applied += 1
+                self.report.by_provider[by_id[result.action_id].provider_address] += 1
+            else:
+                self.report.failed += 1
+                x = by_id[result.action_id]
+                failures.append(Refused(x.tx_id, "apply-failed", f"code {result.code}: "
+                                        f"{result.log}", x.action_id, x.provider_address))
+        self.refuse(failures)
+
+    def finish(self, follow: bool) -> ReplayReport:
+        report, held = self.report, self.sequencer.held()
+        report.held = len(held)
+        report.resume = report.last
+        if held:  # the next poll must read these again
+            first = [self.where[x.tx_id] for x in held if x.tx_id in self.where]
+            stamps = [p.timestamp_ms for p in first if p.timestamp_ms is not None]
+            heights = [p.height for p in first if p.height is not None]
+            report.resume = Position(None, min(stamps, default=None),
+                                     min(heights, default=None))
+        if not self.dry_run and follow:
+            self.r.ledger.set_gaps(self.r.target, {
+                p: g.opened_at for p, g in self.sequencer.open_gaps().items()})
+        elif not self.dry_run:
+            self.r.ledger.set_gaps(self.r.target, {})
+        return report

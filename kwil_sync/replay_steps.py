@@ -1,0 +1,185 @@
+"""The replay pipeline's steps as plain functions, one call per page or batch.
+
+`kwil_sync.replay.Replayer` composes them; Prefect tasks (tasks/*.py) wrap them one
+task run per page or batch, never per action:
+
+    fetch_page -> fetch_documents -> verify_batch -> (Sequencer) -> apply_batch
+
+Only `apply_batch` writes (ledger intents and completions); the others are pure reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from kwil_sync.appliers import ActionApplier, ActionParams, CallResult, PlannedCall, plan_call
+from kwil_sync.arweave.data import DocumentNotFound, DocumentTooLarge
+from kwil_sync.arweave.graphql_queries import Page, TxRecord
+from kwil_sync.ledger import Ledger
+from kwil_sync.records import MAX_DOCUMENT_BYTES, RecordError, SyncRecord
+from kwil_sync.sources import DocumentFetcher, RecordSource, Start
+from kwil_sync.verify import TrustPolicy, verify_record
+
+REJECTED_CODE = -1  # ledger code for a transaction the node refused without a tx code
+
+__all__ = ["Checked", "Fetched", "Refused", "apply_batch", "fetch_documents", "fetch_page",
+           "verify_batch"]
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """A GraphQL row and its document (`data`), or why the document is not there."""
+
+    tx: TxRecord
+    data: bytes | None
+    error: Exception | None = None
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A record set aside: which item, a stable reason code, a detail for people."""
+
+    item_id: str
+    reason: str
+    detail: str
+    action_id: str | None = None
+    provider: str | None = None
+
+
+@dataclass
+class Checked:
+    """What `verify_batch` made of a page: records to order, and the rest."""
+
+    accepted: list[SyncRecord] = field(default_factory=list)
+    refused: list[Refused] = field(default_factory=list)
+    signers: dict[str, int] = field(default_factory=dict)
+    bytes: int = 0
+    skipped_own: int = 0
+    unconfirmed: int = 0
+
+
+@dataclass
+class Applied:
+    """What `apply_batch` did: the node's results and the records it could not plan."""
+
+    results: list[CallResult] = field(default_factory=list)
+    refused: list[Refused] = field(default_factory=list)
+
+
+def fetch_page(source: RecordSource, start: Start) -> Page:
+    """The first page from `start` (resume with `Start(after=page.end_cursor)`)."""
+    pages = source.pages(start)
+    try:
+        return next(pages, Page([], None, False))
+    finally:
+        close = getattr(pages, "close", None)
+        if close is not None:
+            close()
+
+
+def fetch_documents(fetcher: DocumentFetcher, records: Sequence[TxRecord]) -> list[Fetched]:
+    """Fetch the documents of `records` concurrently; results in the same order.
+
+    Raises:
+        GatewayError: For failures other than "not found" and "too large" (the gateway
+            is down or failing): the page should be retried, not quarantined.
+    """
+    out = []
+    for tx, result in zip(records, fetcher.fetch_many([r.id for r in records]), strict=True):
+        error = result.error
+        if error is not None and not isinstance(error, DocumentNotFound | DocumentTooLarge):
+            raise error
+        out.append(Fetched(tx, result.data, error))
+    return out
+
+
+def verify_batch(fetched: Sequence[Fetched], policy: TrustPolicy, *,
+                 max_document_bytes: int = MAX_DOCUMENT_BYTES,
+                 skip_provider: str | None = None) -> Checked:
+    """Parse and verify a page; never raises for hostile input.
+
+    Args:
+        fetched: Rows with their documents.
+        policy: The database and its trusted providers.
+        max_document_bytes: Larger documents are refused (`oversize`).
+        skip_provider: Follow mode: this provider's own records are skipped, not refused.
+    """
+    checked = Checked()
+    skip = skip_provider.lower() if skip_provider else None
+    for item in fetched:
+        tx, provider = item.tx, item.tx.tag("Provider-Address")
+        if skip is not None and (provider or "").lower() == skip:
+            checked.skipped_own += 1
+            continue
+        if tx.timestamp_ms is None:  # a gateway lists it before its bundle is mined
+            checked.unconfirmed += 1
+            continue
+        refusal = _refusal(item, max_document_bytes)
+        if refusal is not None:
+            checked.refused.append(refusal)
+            continue
+        assert item.data is not None
+        checked.bytes += len(item.data)
+        try:
+            record = SyncRecord.from_parts(tx, item.data)
+        except RecordError as exc:
+            checked.refused.append(Refused(tx.id, exc.reason, str(exc), tx.tag("Action-Id"),
+                                           provider))
+            continue
+        verdict = verify_record(record, tx, policy)
+        if not verdict.ok:
+            checked.refused.append(Refused(tx.id, verdict.reason, verdict.message,
+                                           record.action_id, record.provider_address))
+            continue
+        assert verdict.signer is not None
+        checked.signers[verdict.signer] = checked.signers.get(verdict.signer, 0) + 1
+        checked.accepted.append(record)
+    return checked
+
+
+def _refusal(item: Fetched, max_bytes: int) -> Refused | None:
+    tx = item.tx
+    if isinstance(item.error, DocumentNotFound):
+        return Refused(tx.id, "document-missing", f"the gateway does not serve {tx.id} (yet)",
+                       tx.tag("Action-Id"), tx.tag("Provider-Address"))
+    if isinstance(item.error, DocumentTooLarge) or len(item.data or b"") > max_bytes:
+        return Refused(tx.id, "oversize", f"document {tx.id} is over {max_bytes} bytes",
+                       tx.tag("Action-Id"), tx.tag("Provider-Address"))
+    return None
+
+
+def plan_batch(records: Sequence[SyncRecord], schema: Mapping[str, ActionParams],
+               version: str, target: str) -> tuple[list[PlannedCall], list[Refused]]:
+    """Map records onto the target's actions; refuse those that do not fit."""
+    planned, refused = [], []
+    for record in records:
+        call = plan_call(record, schema, version, target)
+        if isinstance(call, PlannedCall):
+            planned.append(call)
+        else:
+            refused.append(Refused(record.tx_id, call.reason, call.detail, record.action_id,
+                                   record.provider_address))
+    return planned, refused
+
+
+def apply_batch(applier: ActionApplier, ledger: Ledger, target: str,
+                records: Sequence[SyncRecord], schema: Mapping[str, ActionParams]) -> Applied:
+    """Plan and execute records in order, with an intent stored before each broadcast.
+
+    The caller must have dropped what the ledger already holds (`Ledger.filter_new`).
+    Results are completed in the ledger before returning; an exception leaves intents
+    pending, for `resolve_pending` at the start of the next run.
+    """
+    planned, refused = plan_batch(records, schema, applier.version, target)
+
+    def on_signed(call: PlannedCall, tx_hash: str, nonce: int, tx: dict[str, object]) -> None:
+        r = call.record
+        ledger.intend(target, r.action_id, tx_hash, nonce, signed_tx=dict(tx), tx_id=r.tx_id,
+                      provider=r.provider_address, sequence=r.sequence)
+
+    results = applier.apply(planned, on_signed)
+    # Refused at the door (no height): those bytes never land, the result is final.
+    ledger.complete_many(target, [(r.action_id, r.code if r.height is not None or r.code
+                                   else REJECTED_CODE, r.log, r.height) for r in results])
+    return Applied(results, refused)
