@@ -24,6 +24,7 @@ bad signatures concern every transaction and are raised.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
@@ -157,43 +158,21 @@ class NoncePipeline:
                 payloads[index] = encode_action(self.version, *_parts(call))
             except PayloadError as exc:
                 outcomes[index] = TxOutcome(index, "", TX_ENCODING_ERROR, str(exc), None)
-        todo = deque(sorted(payloads))
-        inflight: OrderedDict[int, _Sent] = OrderedDict()
-        next_nonce = self._pending_nonce() + 1
-        taken = 0  # nonces taken in a row from under us
-        while todo or inflight:
-            progressed = False
-            while todo and len(inflight) < self.window:
-                index = todo[0]
-                sent = self._send(index, payloads[index], next_nonce, on_signed)
-                if sent is None:  # the nonce was taken: start again from the node's view
-                    taken += 1
-                    if taken > self._backoff.retries:
-                        raise KwilError(f"nonce {next_nonce} was refused {taken} times in a "
-                                        f"row: is another writer using {self.address}?")
-                    next_nonce = self._resync(inflight, todo, outcomes)
-                    continue
-                taken = 0
-                todo.popleft()
-                if isinstance(sent, TxOutcome):
-                    outcomes[index] = sent
-                else:
-                    inflight[index] = sent
-                    next_nonce += 1
-                progressed = True
-            confirmed, forgotten = self._confirm(inflight, outcomes)
-            if forgotten:
-                next_nonce = self._resync(inflight, todo, outcomes)
-            elif not confirmed and not progressed:
-                time.sleep(self.poll_interval)
+        if payloads:
+            _Run(self, payloads, outcomes, on_signed).run()
         return [outcomes[i] for i in range(len(calls))]
 
-    def _pending_nonce(self) -> int:
+    def pending_nonce(self) -> int:
+        """The signer's last nonce as the node sees it, mempool included."""
         return int(self._retrying(lambda: self.client.account_nonce(self.address,
                                                                     pending=True)))
 
-    def _send(self, index: int, payload: bytes, nonce: int,
-              on_signed: Callable[[int, str], None] | None) -> _Sent | TxOutcome | None:
+    def status(self, digest: str) -> TxStatus | None:
+        status: TxStatus | None = self._retrying(lambda: self.client.tx_query(digest))
+        return status
+
+    def send(self, index: int, payload: bytes, nonce: int,
+             on_signed: Callable[[int, str], None] | None) -> _Sent | TxOutcome | None:
         """Sign and broadcast one; None when its nonce is taken (resync and sign again)."""
         tx = build_tx(self._key, payload, description=self.description, fee="0", nonce=nonce,
                       chain_id=self.chain_id)
@@ -220,48 +199,137 @@ class NoncePipeline:
         self._backoff.succeeded()
         return _Sent(digest, nonce, time.monotonic())
 
-    def _status(self, digest: str) -> TxStatus | None:
-        status: TxStatus | None = self._retrying(lambda: self.client.tx_query(digest))
-        return status
-
     def _known(self, digest: str) -> bool:
         try:
             return self.client.tx_query(digest) is not None
         except (NodeUnavailable, RpcError):
             return False
 
-    def _confirm(self, inflight: OrderedDict[int, _Sent],
-                 outcomes: dict[int, TxOutcome]) -> tuple[int, bool]:
-        """Confirm oldest first until one is pending; (how many landed, any forgotten)."""
-        landed = 0
-        for index, sent in list(inflight.items()):
-            status = self._status(sent.tx_hash)
-            if status is None:
-                return landed, True
-            if status.pending:
-                if time.monotonic() - sent.since > self.confirm_timeout:
-                    raise PipelineStuck(f"transaction {sent.tx_hash} (nonce {sent.nonce}) is "
-                                        f"still in the mempool after {self.confirm_timeout} s")
-                break
-            outcomes[index] = TxOutcome(index, sent.tx_hash, status.code, status.log,
-                                        status.height)
-            del inflight[index]
-            landed += 1
-        return landed, False
 
-    def _resync(self, inflight: OrderedDict[int, _Sent], todo: deque[int],
-                outcomes: dict[int, TxOutcome]) -> int:
-        """Keep what the node holds, queue the rest again in order; the next nonce."""
-        for index, sent in list(inflight.items()):
-            status = self._status(sent.tx_hash)
-            if status is None:
-                del inflight[index]
-                todo.append(index)
-            elif not status.pending:
-                outcomes[index] = TxOutcome(index, sent.tx_hash, status.code, status.log,
-                                            status.height)
-                del inflight[index]
-        ordered = sorted(todo)
-        todo.clear()
-        todo.extend(ordered)
-        return self._pending_nonce() + 1
+class _Run:
+    """One `execute`: this thread signs and sends, a second one confirms oldest first.
+
+    Both work on `inflight` (index -> sent, in nonce order) under `cond`. A resync
+    (a nonce taken, or a transaction the node forgot) pauses the confirmer, keeps what
+    the node holds, queues the rest again in index order and reads the nonce anew.
+    """
+
+    def __init__(self, pipeline: NoncePipeline, payloads: dict[int, bytes],
+                 outcomes: dict[int, TxOutcome],
+                 on_signed: Callable[[int, str], None] | None) -> None:
+        self.p, self.payloads, self.outcomes, self.on_signed = (pipeline, payloads, outcomes,
+                                                                on_signed)
+        self.cond = threading.Condition()
+        self.todo = deque(sorted(payloads))
+        self.inflight: OrderedDict[int, _Sent] = OrderedDict()
+        self.forgotten = self.paused = self.finished = False
+        self.error: BaseException | None = None
+        self.confirm_backoff = _Backoff(pipeline._backoff.retries, pipeline._backoff.first_delay)
+
+    def run(self) -> None:
+        confirmer = threading.Thread(target=self._confirm_loop, daemon=True,
+                                     name="kwil-pipeline-confirm")
+        confirmer.start()
+        try:
+            self._send_loop()
+        finally:
+            with self.cond:
+                self.finished = True
+                self.cond.notify_all()
+            confirmer.join()
+        if self.error is not None:
+            raise self.error
+
+    def _send_loop(self) -> None:
+        next_nonce = self.p.pending_nonce() + 1
+        taken = 0  # nonces taken in a row from under us
+        while True:
+            with self.cond:
+                while not (self.error or self.forgotten or (not self.todo and not self.inflight)
+                           or (self.todo and len(self.inflight) < self.p.window)):
+                    self.cond.wait()
+                if self.error or (not self.todo and not self.inflight):
+                    return
+                resync = self.forgotten
+                index = self.todo[0]
+            if not resync:
+                sent = self.p.send(index, self.payloads[index], next_nonce, self.on_signed)
+                if sent is not None:
+                    taken = 0
+                    with self.cond:
+                        self.todo.popleft()
+                        if isinstance(sent, TxOutcome):
+                            self.outcomes[index] = sent
+                        else:
+                            self.inflight[index] = sent
+                            next_nonce += 1
+                        self.cond.notify_all()
+                    continue
+                taken += 1
+                if taken > self.p._backoff.retries:
+                    raise KwilError(f"nonce {next_nonce} was refused {taken} times in a row: "
+                                    f"is another writer using {self.p.address}?")
+            next_nonce = self._resync()
+
+    def _resync(self) -> int:
+        with self.cond:
+            self.paused = True
+            held = list(self.inflight.items())
+        statuses = [(index, sent, self.p.status(sent.tx_hash)) for index, sent in held]
+        with self.cond:
+            for index, sent, status in statuses:
+                if status is None:
+                    del self.inflight[index]
+                    self.todo.append(index)
+                elif not status.pending:
+                    self._landed(index, sent, status)
+            ordered = sorted(self.todo)
+            self.todo.clear()
+            self.todo.extend(ordered)
+            self.forgotten = self.paused = False
+            self.cond.notify_all()
+        return self.p.pending_nonce() + 1
+
+    def _landed(self, index: int, sent: _Sent, status: TxStatus) -> None:
+        self.outcomes[index] = TxOutcome(index, sent.tx_hash, status.code, status.log,
+                                         status.height)
+        del self.inflight[index]
+
+    def _confirm_loop(self) -> None:
+        while True:
+            with self.cond:
+                while not self.finished and (not self.inflight or self.forgotten or self.paused):
+                    self.cond.wait()
+                if self.finished:
+                    return
+                index, sent = next(iter(self.inflight.items()))
+            try:
+                status = self.p.client.tx_query(sent.tx_hash)
+                self.confirm_backoff.succeeded()
+            except (NodeUnavailable, RpcError) as exc:
+                try:
+                    self.confirm_backoff.failed(exc)
+                except KwilError as final:
+                    self._fail(final)
+                    return
+                continue
+            with self.cond:
+                if self.paused or self.inflight.get(index) is not sent:
+                    continue  # a resync is deciding about it
+                if status is None:
+                    self.forgotten = True
+                elif not status.pending:
+                    self._landed(index, sent, status)
+                elif time.monotonic() - sent.since > self.p.confirm_timeout:
+                    self._fail(PipelineStuck(
+                        f"transaction {sent.tx_hash} (nonce {sent.nonce}) is still in the "
+                        f"mempool after {self.p.confirm_timeout} s"))
+                    return
+                self.cond.notify_all()
+            if status is not None and status.pending:
+                time.sleep(self.p.poll_interval)  # the oldest waits for a block
+
+    def _fail(self, error: BaseException) -> None:
+        with self.cond:
+            self.error = error
+            self.cond.notify_all()

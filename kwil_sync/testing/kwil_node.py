@@ -39,6 +39,7 @@ import json
 import signal
 import threading
 import time
+from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
@@ -123,6 +124,7 @@ class KwilNodeStandIn:
         self.chain = Chain(version, chain_id, data_dir)
         self.service = UserService(self.chain)
         self.faults = _Faults()
+        self.method_counts: Counter[str] = Counter()  # which RPC methods clients used
         self._server: ThreadingHTTPServer | None = None
         self._stopped = threading.Event()
         self._blocks = threading.Thread(target=self._make_blocks, daemon=True,
@@ -195,6 +197,7 @@ class KwilNodeStandIn:
     # -- RPC --------------------------------------------------------------------------
 
     def dispatch(self, method: str, params: Any) -> Any:
+        self.method_counts[method] += 1
         if method.startswith("standin."):
             return self._admin(method, params)
         if method == "user.broadcast":

@@ -67,6 +67,7 @@ class TxRecord:
     code: int = 0
     log: str = ""
     sender: str = ""  # EIP-55, known once the signature checked out
+    parsed: SignedTx | None = None
 
 
 class Chain:
@@ -86,6 +87,7 @@ class Chain:
         self.block_time = time.time()
         self._nonces: dict[str, int] = dict(self._state.execute(
             "SELECT address, nonce FROM accounts").fetchall())
+        self._committed: set[str] = {h for (h,) in self._state.execute("SELECT hash FROM txs")}
         self._mempool: dict[str, TxRecord] = {}  # insertion order = arrival order
         self._pending_nonces: dict[str, int] = {}
         self.databases: dict[str, Database] = {}
@@ -124,7 +126,7 @@ class Chain:
             raise Rejected(TX_ENCODING_ERROR, str(exc), "") from None
         digest = tx_hash(parsed, self.version)
         with self.lock:
-            if digest in self._mempool or self.lookup(digest) is not None:
+            if digest in self._mempool or digest in self._committed:
                 raise Duplicate(tx_unknown_error_code(self.version),
                                 "transaction already exists", digest)
             sender = self._check(parsed, digest)
@@ -134,7 +136,7 @@ class Chain:
                 raise Rejected(TX_INVALID_NONCE, f"invalid nonce for account {key}: got "
                                f"{parsed.nonce}, expected {expected}", digest)
             self._pending_nonces[key] = expected
-            self._mempool[digest] = TxRecord(digest, tx, sender=sender)
+            self._mempool[digest] = TxRecord(digest, tx, sender=sender, parsed=parsed)
         return digest
 
     def _check(self, tx: SignedTx, digest: str) -> str:
@@ -157,6 +159,8 @@ class Chain:
         with self.lock:
             if digest in self._mempool:
                 return self._mempool[digest]
+            if digest not in self._committed:
+                return None
             row = self._state.execute("SELECT height, code, log, tx FROM txs WHERE hash = ?",
                                       (digest,)).fetchone()
         if row is None:
@@ -189,13 +193,14 @@ class Chain:
             for database in touched.values():
                 database.commit()
             self._commit_state(batch)
+            self._committed.update(r.hash for r in batch)
             self._mempool.clear()
             self._pending_nonces.clear()
             self.block_made.notify_all()
         return len(batch)
 
     def _execute(self, record: TxRecord) -> tuple[int, str]:
-        parsed = parse_tx(record.tx)
+        parsed = record.parsed or parse_tx(record.tx)
         self._nonces[parsed.sender.hex()] = parsed.nonce
         try:
             call = decode_action(self.version, parsed.payload)
