@@ -57,47 +57,58 @@ def build_parser() -> argparse.ArgumentParser:
         prog="kwil-sync shim",
         description="Serve the db_sync Kwil extension, the 2023 DbSyncService and the "
                     "kwil_sync.SyncShim API on one gRPC port; store each save_action as a "
-                    "signed record in a durable outbox and submit upload flow runs.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--host", default="127.0.0.1",
-                   help="interface to listen on (kwild must reach it; keep it private)")
-    p.add_argument("--port", type=int, default=50051,
-                   help="gRPC port (kwild: --app.extension-endpoints=HOST:PORT)")
-    p.add_argument("--advertise", dest="advertise_address", default="",
-                   help="HOST:PORT upload flow runs dial to reach this shim (default HOST:PORT)")
+                    "signed record in a durable outbox and submit upload flow runs.")
+    p.add_argument("--host", default="127.0.0.1", metavar="HOST",
+                   help="interface to listen on; kwild must reach it, keep it private "
+                        "(default: %(default)s)")
+    p.add_argument("--port", type=int, default=50051, metavar="PORT",
+                   help="gRPC port; point kwild at it with --app.extension-endpoints=HOST:PORT "
+                        "(default: %(default)s)")
+    p.add_argument("--advertise", dest="advertise_address", default="", metavar="HOST:PORT",
+                   help="address upload flow runs dial to reach this shim (default: HOST:PORT)")
     p.add_argument("--outbox", dest="outbox_path", type=Path, default=default_outbox_path(),
-                   help="SQLite file holding records until they are uploaded")
+                   metavar="PATH",
+                   help="SQLite file holding records until they are uploaded "
+                        "(default: %(default)s)")
     p.add_argument("--kwil-node-block", default=None, metavar="NAME",
                    help="KwilNode block supplying the node URL, version and provider key")
-    p.add_argument("--kwil-url", default=None,
-                   help="kwild JSON-RPC URL to read action parameters from "
-                        "(default: the block's, else http://127.0.0.1:8484)")
+    p.add_argument("--kwil-url", default=None, metavar="URL",
+                   help="kwild JSON-RPC URL to read action parameters from (default: the "
+                        "block's, else http://127.0.0.1:8484)")
     p.add_argument("--kwil-version", choices=("auto", "v0.9", "v0.10"), default=None,
                    help="kwild line (default: the block's, else auto-detect)")
-    p.add_argument("--key-file", type=Path, default=None,
-                   help=f"file holding the provider's secp256k1 key as hex (else the block's, "
-                        f"else ${KEY_ENV})")
+    p.add_argument("--key-file", type=Path, default=None, metavar="PATH",
+                   help=f"file holding the provider's secp256k1 key as hex (default: the "
+                        f"block's key, else ${KEY_ENV})")
     p.add_argument("--answer", dest="answer_with", choices=("url", "action-id"), default="url",
-                   help="what save_action returns: https://arweave.net/<item id> (as in 2023) "
-                        "or the Action-Id, which is the same on every validator")
+                   help="what save_action returns: url = https://arweave.net/<item id> as in "
+                        "2023; action-id = the Action-Id, the same on every validator "
+                        "(default: %(default)s)")
     p.add_argument("--no-submit", dest="submit", action="store_false",
                    help="do not submit Prefect flow runs (run the upload flow yourself)")
     p.add_argument("--upload-deployment", default="kwil-sync-upload/upload",
-                   help="FLOW/DEPLOYMENT that uploads the outbox")
+                   metavar="FLOW/DEPLOYMENT",
+                   help="deployment that uploads the outbox (default: %(default)s)")
     p.add_argument("--restore-deployment", default="kwil-sync-restore/restore",
-                   help="FLOW/DEPLOYMENT started for each database kwild initializes")
+                   metavar="FLOW/DEPLOYMENT",
+                   help="deployment started for each database kwild initializes "
+                        "(default: %(default)s)")
     p.add_argument("--restore-parameter", action="append", default=[], metavar="KEY=VALUE",
-                   help="extra parameter for restore runs, e.g. node=kwil-sync-target "
-                        "(repeatable)")
-    p.add_argument("--bundler-block", default="kwil-sync-bundler",
-                   help="Bundler block name passed to upload runs")
-    p.add_argument("--batch-size", type=int, default=100,
-                   help="submit an upload run once this many new records are stored")
-    p.add_argument("--batch-interval-ms", type=int, default=2000,
-                   help="otherwise submit this often while records are pending")
-    p.add_argument("--workers", type=int, default=16, help="gRPC worker threads")
+                   help="extra parameter for restore runs, e.g. node=kwil-sync-target; "
+                        "repeatable")
+    p.add_argument("--bundler-block", default="kwil-sync-bundler", metavar="NAME",
+                   help="Bundler block name passed to upload runs (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=100, metavar="N",
+                   help="submit an upload run once N new records are stored "
+                        "(default: %(default)s)")
+    p.add_argument("--batch-interval-ms", type=int, default=2000, metavar="MS",
+                   help="otherwise submit every MS milliseconds while records are pending "
+                        "(default: %(default)s)")
+    p.add_argument("--workers", type=int, default=16, metavar="N",
+                   help="gRPC worker threads (default: %(default)s)")
     p.add_argument("--log-level", default="INFO",
-                   choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="log level")
+                   choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+                   help="log level (default: %(default)s); the key is never logged")
     return p
 
 
