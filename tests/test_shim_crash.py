@@ -142,7 +142,12 @@ def test_sigkill_mid_burst_loses_and_doubles_nothing(arlocal: Arlocal, tmp_path:
 
         answered: dict[int, str] = {}
         threshold = threading.Event()
-        killer = threading.Thread(target=lambda: (threshold.wait(60), shim.kill()))
+
+        def kill_at_threshold() -> None:
+            threshold.wait(60)
+            shim.kill()
+
+        killer = threading.Thread(target=kill_at_threshold)
         killer.start()
         left = burst(address, metadata, list(range(ACTIONS)), answered, stop_after=ACTIONS // 3,
                      on_threshold=threshold)
