@@ -6,13 +6,15 @@ tag (it must recover `Provider-Address`), the payload hash (v2), the data item's
 signature where the source supplies enough to rebuild it, and finally the trusted set.
 
 Sources differ in what they supply. Gateways report the owner key, signature, anchor
-and target, so the item's signing message can be rebuilt and checked exactly. Irys
-reports the signature but neither owner key nor anchor: the owner is taken from the
-public key `Signature` recovers, and a failure there cannot be told apart from an
-unreported anchor (the 2023 Bundlr client added a random one), so it counts as
-"unverifiable" rather than "bad". A v2 record does not need the item signature (its
-canonical text binds the payload hash); a 2023 record does, because its `Signature`
-binds only the random Action-Id.
+and target, so the item's signing message can be rebuilt exactly (arlocal, though,
+reports no anchor for bundled items). Irys reports the signature but neither owner key
+nor anchor: the owner is then the public key `Signature` recovers. The 2023 Bundlr
+client gave every item a random anchor, so for a 2023 record whose source reports no
+anchor a failed check cannot be told from a missing anchor: it counts as
+"unverifiable", not "bad". kwil-sync writes v2 items without an anchor, so any v2
+failure is real. A 2023 record must pass the item check (its `Signature` binds only the
+random Action-Id); for a v2 record it is checked where the source supplies the
+signature (the canonical text already binds the payload hash).
 """
 
 from __future__ import annotations
@@ -186,17 +188,21 @@ def _check_item(record: SyncRecord, tx: TxRecord | None, public_key: bytes,
                 policy: TrustPolicy) -> None:
     """Check the item's own signature; refuse, or return when it verified or is optional."""
     legacy = record.version == LEGACY_VERSION
+    provider = record.provider_address.lower()
     reported = tx.owner_address if tx is not None else ""
-    if reported.startswith("0x") and reported.lower() != record.provider_address.lower():
+    if reported.startswith("0x") and reported.lower() != provider:
         raise _Refused("item-owner-mismatch", f"the index reports owner {reported}")
     proof = _proof(record, tx)
+    if proof.owner is not None and \
+            owner_address(proof.signature_type, proof.owner).lower() != provider:
+        raise _Refused("item-owner-mismatch", "the item owner is "
+                       f"{owner_address(proof.signature_type, proof.owner)}")
     if proof.signature is None:
         if legacy and not policy.allow_unverified_legacy:
             raise _Refused("item-signature-unverifiable", "the source reports no signature")
         return
     if b64url(hashlib.sha256(proof.signature).digest()) != record.tx_id:
         raise _Refused("item-id-mismatch", f"id {record.tx_id}")
-    complete = proof.owner is not None  # gateways report owner, anchor and target
     owner = proof.owner if proof.owner is not None else public_key
     try:
         tag_bytes = encode_tags(list(record.tags))
@@ -205,12 +211,12 @@ def _check_item(record: SyncRecord, tx: TxRecord | None, public_key: bytes,
     message = deep_hash([b"dataitem", b"1", str(proof.signature_type).encode(), owner,
                          proof.target or b"", proof.anchor or b"", tag_bytes, record.document])
     if verify_signature(proof.signature_type, owner, message, proof.signature):
-        if owner_address(proof.signature_type, owner).lower() != record.provider_address.lower():
-            raise _Refused("item-owner-mismatch", "the item owner is "
-                           f"{owner_address(proof.signature_type, owner)}")
         return
-    if complete:
-        raise _Refused("bad-item-signature", "the owner's signature does not match the content")
-    if legacy and not policy.allow_unverified_legacy:
-        raise _Refused("item-signature-unverifiable", "no owner key or anchor reported (Irys); "
-                       "read through a gateway, or allow unverified 2023 records")
+    # kwil-sync writes v2 items without an anchor, so a v2 failure is always real. A
+    # 2023 item had a random anchor that Irys (and arlocal) do not report.
+    if not legacy or proof.anchor is not None:
+        raise _Refused("bad-item-signature", "the signature does not match the content")
+    if not policy.allow_unverified_legacy:
+        raise _Refused("item-signature-unverifiable", "the source reports no anchor, which "
+                       "2023 items had; read through a gateway that does (ar.io), or allow "
+                       "unverified 2023 records")

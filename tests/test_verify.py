@@ -170,6 +170,8 @@ def test_legacy_record_needs_its_item_signature():
     assert check(item, irys(item)).reason == "item-signature-unverifiable"
     assert check(item, irys(item, signature=None)).reason == "item-signature-unverifiable"
     assert check(item, irys(item), TrustPolicy(DB, allow_unverified_legacy=True)).ok
+    # a gateway that does not report the anchor (arlocal) cannot check it either
+    assert check(item, gateway(item, anchor=None)).reason == "item-signature-unverifiable"
     # without an anchor the item can be rebuilt from Irys' row
     plain = legacy(anchor=None)
     assert check(plain, irys(plain)).ok
