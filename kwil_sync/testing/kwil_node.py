@@ -20,8 +20,9 @@ What it models:
 - databases deployed through the Python API (`deploy`): v0.9 addresses them by
   dbid(owner, name), v0.10 by namespace = name; owner-only actions (`public=False`)
   refuse other signers with kwild's message;
-- faults switched at runtime: down (the port closes: connection refused), slow (every
-  answer delayed), reject (the next N broadcasts fail with a chosen error).
+- faults switched at runtime: down (the port closes: connection refused), restart
+  (down, and the mempool is lost), slow (every answer delayed), reject (the next N
+  broadcasts fail with a chosen error).
 
 What it does not model: consensus, validators, peers, gas, fees and balances (gas is
 off, every price is "0"), Kuneiform (an action is a SQLite SQL body with `$name`
@@ -183,6 +184,15 @@ class KwilNodeStandIn:
         threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
                          daemon=True, name=f"kwil-standin-http-{self.port}").start()
 
+    def restart(self, down_for: float = 0.0) -> None:
+        """Go down, lose the mempool as a restarted kwild does, come back after `down_for`."""
+        self.go_down()
+        self.chain.drop_mempool()
+        if down_for > 0:
+            threading.Timer(down_for, self.come_up).start()
+        else:
+            self.come_up()
+
     def set_delay(self, seconds: float) -> None:
         """Delay every answer by `seconds` (0 to stop)."""
         self.faults.delay = max(0.0, seconds)
@@ -222,6 +232,8 @@ class KwilNodeStandIn:
             if "down_for" in params:  # come back by itself: nobody can call us while down
                 self.go_down()
                 threading.Timer(float(params["down_for"]), self.come_up).start()
+            if "restart_after" in params:
+                threading.Timer(float(params["restart_after"]), self.restart).start()
             return {}
         raise RpcFault(-32601, "unknown method")
 

@@ -238,6 +238,14 @@ class Chain:
                                     [("height", str(self.height)),
                                      ("block_hash", self.block_hash)])
 
+    def drop_mempool(self) -> int:
+        """Forget every pending transaction, as a restarted kwild does; returns how many."""
+        with self.lock:
+            count = len(self._mempool)
+            self._mempool.clear()
+            self._pending_nonces.clear()
+            return count
+
     def close(self) -> None:
         with self.lock:
             for database in self.databases.values():

@@ -289,7 +289,7 @@ class UserService:
                                     caller=caller, txid="", height=self.chain.height,
                                     read_only=True)
             except ExecutionError as exc:
-                if self.version == "v0.10" and not (exc.unknown or exc.not_owner):
+                if self.version == "v0.10" and not exc.refused:
                     return {"query_result": _query_result([]), "logs": "", "error": str(exc)}
                 raise RpcFault(RPC_ENGINE_INTERNAL, str(exc)) from None
         if self.version == "v0.9":

@@ -21,12 +21,12 @@ _INT_TYPES = ("int", "int8", "integer", "bigint")
 
 
 class ExecutionError(Exception):
-    """An action failed; `unknown` and `not_owner` say why in kwild's terms."""
+    """An action failed: `refused` when it was not allowed to run at all (unknown,
+    owner-only, not a view), False when its SQL failed."""
 
-    def __init__(self, message: str, *, unknown: bool = False, not_owner: bool = False) -> None:
+    def __init__(self, message: str, *, refused: bool = False) -> None:
         super().__init__(message)
-        self.unknown = unknown
-        self.not_owner = not_owner
+        self.refused = refused
 
 
 @dataclass(frozen=True)
@@ -159,13 +159,14 @@ class Database:
             message = (f'action "{name}" not found' if version == "v0.9" else
                        f'unknown action: action "{name}" does not exist in namespace '
                        f'"{self.target}"')
-            raise ExecutionError(message, unknown=True)
+            raise ExecutionError(message, refused=True)
         if not action.public and caller.lower() != self.owner.lower():
             message = ("cannot call owner action, not owner" if version == "v0.9" else
                        f"action is owner-only: action {name} can only be executed by the owner")
-            raise ExecutionError(message, not_owner=True)
+            raise ExecutionError(message, refused=True)
         if read_only and not action.view:
-            raise ExecutionError(f'action "{name}" is not a view action: use a transaction')
+            raise ExecutionError(f'action "{name}" is not a view action: use a transaction',
+                                 refused=True)
         return action
 
     def select(self, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
