@@ -5,15 +5,15 @@ from __future__ import annotations
 import json
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from prefect.blocks.core import Block
+from pydantic import Field, HttpUrl, SecretStr
 
 from kwil_sync.arweave.data import GatewayDataClient
 from kwil_sync.arweave.graphql import GraphQLPager
 from kwil_sync.arweave.signers import ArweaveSigner
 from kwil_sync.arweave.uploaders import DirectL1Uploader, IrysUploader, TurboUploader, Uploader
-from prefect.blocks.core import Block
 
-DOCS_URL = "https://github.com/kwil-sync/kwil-sync#configuration"
+DOCS_URL = HttpUrl("https://github.com/kwil-sync/kwil-sync#configuration")
 
 
 class ArweaveGateway(Block):

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from prefect.blocks.core import Block
+from pydantic import Field, HttpUrl, SecretStr
 
 from kwil_sync.arweave.signers import EthereumSigner
 from kwil_sync.kwil.client import KwilClient
-from prefect.blocks.core import Block
 
-DOCS_URL = "https://github.com/kwil-sync/kwil-sync#configuration"
+DOCS_URL = HttpUrl("https://github.com/kwil-sync/kwil-sync#configuration")
 
 
 class KwilNode(Block):

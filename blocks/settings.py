@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
-
 from prefect.settings.base import PrefectBaseSettings, build_settings_config
+from pydantic import Field
 
 
 class KwilSyncSettings(PrefectBaseSettings):

@@ -22,6 +22,7 @@ Before anything is applied, intents an earlier run left pending are resolved
 
 from __future__ import annotations
 
+import contextvars
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -46,7 +47,17 @@ from kwil_sync.replay_steps import (
 from kwil_sync.sources import DocumentFetcher, Position, RecordSource, Start
 from kwil_sync.verify import TrustPolicy
 
-__all__ = ["ReplayReport", "Replayer"]
+__all__ = ["ReplayReport", "Replayer", "StepRunner", "run_directly"]
+
+# How each step runs: `runner(name, step, *args)`. The default calls the step; the
+# Prefect layer (tasks/replay.py) makes each call a task run. Names: "recover",
+# "read-page", "fetch-and-verify", "apply-batch".
+StepRunner = Callable[..., Any]
+
+
+def run_directly(name: str, step: Callable[..., Any], *args: Any) -> Any:
+    """The default step runner: just call the step."""
+    return step(*args)
 
 
 @dataclass
@@ -108,18 +119,23 @@ class Replayer:
         max_document_bytes: Larger documents are quarantined.
         gap_timeout_s: How long a sequence gap may stay open before quarantine.
         clock: Wall clock in seconds (for gap ages).
+        step_runner: Runs each step (see `StepRunner`); Prefect makes them task runs.
+        on_page: Called with the report so far after each page (progress).
     """
 
     def __init__(self, source: RecordSource, fetcher: DocumentFetcher, applier: ActionApplier,
                  ledger: Ledger, policy: TrustPolicy, *, target_id: str, batch_size: int = 100,
                  max_document_bytes: int = MAX_DOCUMENT_BYTES, gap_timeout_s: float = 600.0,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 step_runner: StepRunner = run_directly,
+                 on_page: Callable[[ReplayReport], None] | None = None) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self.source, self.fetcher, self.applier = source, fetcher, applier
         self.ledger, self.policy, self.target = ledger, policy, target_id
         self.batch_size, self.max_document_bytes = batch_size, max_document_bytes
         self.gap_timeout_s, self.clock = gap_timeout_s, clock
+        self.step, self.on_page = step_runner, on_page
 
     def __repr__(self) -> str:
         return f"Replayer(target={self.target!r}, database={self.policy.original_dbid!r})"
@@ -143,14 +159,17 @@ class Replayer:
         """
         run = _Run(self, ReplayReport(self.target, dry_run), dry_run, skip_provider)
         if not dry_run:
-            run.report.recovery = self.applier.recover(self.ledger)
+            run.report.recovery = self.step("recover", self.applier.recover, self.ledger)
             self.ledger.record_external(self.target, self.applier.applied_elsewhere(),
                                         log="db_sync_history")
         run.schema = self.applier.actions()
         with ThreadPoolExecutor(1, thread_name_prefix="replay-prefetch") as pool:
             ahead: Future[tuple[list[TxRecord], Checked]] | None = None
-            for records, stop in _cut(self.source.pages(start or Start()), until, run.report):
-                following = pool.submit(run.check, records)
+            pages = _read(self.step, self.source.pages(start or Start()))
+            for records, stop in _cut(pages, until, run.report):
+                # the copied context keeps the prefetch step inside the caller's flow run
+                following = pool.submit(contextvars.copy_context().run, self.step,
+                                        "fetch-and-verify", run.check, records)
                 if ahead is not None:
                     run.process(*ahead.result())
                 ahead = following
@@ -160,6 +179,12 @@ class Replayer:
                 run.process(*ahead.result())
         run.release(run.sequencer.finish(quarantine_held=not follow))
         return run.finish(follow)
+
+
+def _read(step: StepRunner, pages: Iterator[Any]) -> Iterator[Any]:
+    """Each page read as a step of its own."""
+    while (page := step("read-page", next, pages, None)) is not None:
+        yield page
 
 
 def _cut(pages: Iterator[Any], until: int | str | None,
@@ -217,6 +242,8 @@ class _Run:
             report.last = Position(last.cursor, last.timestamp_ms, last.height)
         self.sequencer.feed(checked.accepted)
         self.release(self.sequencer.drain())
+        if self.r.on_page is not None:
+            self.r.on_page(report)
 
     def refuse(self, refused: list[Refused]) -> None:
         for item in refused:
@@ -247,7 +274,8 @@ class _Run:
                                               if x.action_name.lower() not in self.schema)
                 self.refuse(refused)
                 continue
-            applied = apply_batch(r.applier, r.ledger, r.target, batch, self.schema)
+            applied = r.step("apply-batch", apply_batch, r.applier, r.ledger, r.target, batch,
+                             self.schema)
             self.refuse(applied.refused)
             self.count(batch, applied.results)
         for x in ready + released.duplicates:

@@ -1,0 +1,126 @@
+"""What the restore and follow flows share: building the pipeline from blocks, the
+until-parser, progress and the end-of-run table."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+from uuid import UUID
+
+from prefect.artifacts import (
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
+
+from blocks.arweave import ArweaveGateway
+from blocks.kwil import KwilNode
+from blocks.settings import KwilSyncSettings
+from kwil_sync.appliers import KwilApplier
+from kwil_sync.ledger import Ledger
+from kwil_sync.replay import Replayer, ReplayReport
+from kwil_sync.sources import GraphQLSource
+from kwil_sync.verify import TrustPolicy
+from tasks.replay import prefect_steps
+
+__all__ = ["Pipeline", "Progress", "build_pipeline", "parse_until", "publish_report", "slug"]
+
+
+@dataclass
+class Pipeline:
+    replayer: Replayer
+    applier: KwilApplier
+    ledger: Ledger
+    ledger_key: str
+    provider_address: str
+
+
+def build_pipeline(original_dbid: str, target: str, *, node: str, gateway: str,
+                   trusted_providers: list[str], batch_size: int, db_sync_history: bool,
+                   ledger_path: str | None, on_page: Any = None) -> Pipeline:
+    """Load the blocks and wire page -> fetch -> verify -> order -> apply for one target."""
+    settings = KwilSyncSettings()
+    kwil_node = cast(KwilNode, KwilNode.load(node))
+    arweave = cast(ArweaveGateway, ArweaveGateway.load(gateway))
+    client = kwil_node.get_client()
+    chain_id = kwil_node.resolve_chain_id(client)
+    applier = KwilApplier(client, kwil_node.private_key.get_secret_value(), target,
+                          db_sync_history=db_sync_history)
+    ledger = Ledger(ledger_path or settings.ledger_path)
+    # One ledger key per database per chain: validators of one chain share state, so
+    # moving to another validator's URL must not replay the log again.
+    ledger_key = f"{chain_id}/{target}"
+    replayer = Replayer(
+        GraphQLSource(arweave.get_pager(), original_dbid), arweave.get_data_client(), applier,
+        ledger, TrustPolicy(original_dbid, frozenset(trusted_providers)), target_id=ledger_key,
+        batch_size=batch_size, max_document_bytes=arweave.max_document_bytes,
+        gap_timeout_s=settings.gap_timeout_seconds, step_runner=prefect_steps(),
+        on_page=on_page)
+    return Pipeline(replayer, applier, ledger, ledger_key, applier.address)
+
+
+def parse_until(until: str | None) -> int | str | None:
+    """`until` as ms since the epoch (digits or an ISO 8601 time) or an action id."""
+    if not until:
+        return None
+    if until.isdigit():
+        return int(until)
+    try:
+        return int(datetime.fromisoformat(until.replace("Z", "+00:00")).timestamp() * 1000)
+    except ValueError:
+        return until  # an Action-Id
+
+
+class Progress:
+    """A progress artifact that moves with the log time covered so far."""
+
+    def __init__(self, key: str, description: str) -> None:
+        self.artifact_id = cast(UUID, create_progress_artifact(0.0, key=key,
+                                                               description=description))
+        self.first_ms: int | None = None
+
+    def __call__(self, report: ReplayReport) -> None:
+        last = report.last.timestamp_ms if report.last else None
+        if last is None:
+            return
+        now_ms = int(datetime.now().timestamp() * 1000)
+        self.first_ms = self.first_ms or last
+        span = max(1, now_ms - self.first_ms)
+        update_progress_artifact(self.artifact_id, min(99.0, 100.0 * (last - self.first_ms) / span))
+
+    def done(self) -> None:
+        update_progress_artifact(self.artifact_id, 100.0)
+
+
+def publish_report(report: ReplayReport, *, key: str, title: str) -> dict[str, Any]:
+    """A table artifact of the run (counts, quarantine reasons, providers); returns a summary."""
+    rows: list[dict[str, Any]] = [
+        {"what": "records read", "count": report.records},
+        {"what": "applied", "count": report.applied},
+        {"what": "already applied", "count": report.already_applied},
+        {"what": "repeats collapsed", "count": report.duplicates},
+        {"what": "apply failed", "count": report.failed},
+        {"what": "held behind a sequence gap", "count": report.held},
+    ]
+    if report.dry_run:
+        rows.append({"what": "would apply (dry run)", "count": report.planned})
+    rows += [{"what": f"quarantined: {reason}", "count": n}
+             for reason, n in sorted(report.quarantined.items())]
+    rows += [{"what": f"applied from {provider}", "count": n}
+             for provider, n in sorted(report.by_provider.items())]
+    if report.missing_actions:
+        rows.append({"what": "actions missing in the target: "
+                             + ", ".join(sorted(report.missing_actions)), "count": 0})
+    create_table_artifact(rows, key=key, description=title)
+    return report.to_dict()
+
+
+def slug(*parts: str, limit: int = 200) -> str:
+    """Lowercase letters, digits and dashes: what artifact keys and variable names accept."""
+    text = "-".join(re.sub(r"[^a-z0-9]+", "-", p.lower()).strip("-") for p in parts)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit - 17]}-{hashlib.sha256(text.encode()).hexdigest()[:16]}"

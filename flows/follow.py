@@ -1,0 +1,117 @@
+"""The follow flow: one poll of the log onto a target; schedule it to keep the target level."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import timedelta
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import DeploymentScheduleCreate
+from prefect.client.schemas.schedules import IntervalSchedule
+from prefect.concurrency.sync import concurrency
+from prefect.variables import Variable
+
+from blocks.settings import KwilSyncSettings
+from flows.common import Progress, build_pipeline, publish_report, slug
+from kwil_sync.sources import Position, follow_start
+
+__all__ = ["follow", "follow_lock_name", "schedule_follow"]
+
+
+def follow_lock_name(original_dbid: str, target: str) -> str:
+    """The global concurrency limit (and cursor variable) name of one (database, target)."""
+    return slug("kwil-sync-follow", original_dbid, target)
+
+
+def _ensure_limit(name: str) -> None:
+    # A limit that does not exist is skipped with a warning (no locking at all), so
+    # create it before the first use.
+    with get_client(sync_client=True) as client:
+        client.upsert_global_concurrency_limit_by_name(name, 1)
+
+
+@flow(name="kwil-sync-follow", flow_run_name="follow {original_dbid} -> {target}",
+      log_prints=False)
+def follow(original_dbid: str, target: str, node: str = "kwil-sync-target",
+           gateway: str = "kwil-sync-gateway", trusted_providers: list[str] | None = None,
+           lookback_seconds: int | None = None, batch_size: int = 100,
+           db_sync_history: bool = False, ledger_path: str | None = None,
+           lock_timeout_seconds: float = 120) -> dict[str, Any]:
+    """Apply what is new in the log since the last poll, then move the cursor.
+
+    Each poll re-reads a look-back window behind its cursor, so records that reached
+    the index late are not missed; the ledger skips what was applied. The target's own
+    provider's records are skipped (they are already there). The cursor is a Prefect
+    Variable named after the database and target, moved only after the apply; one run
+    per (database, target) holds the global concurrency limit of the same name.
+
+    Args:
+        original_dbid: The database's dbid on its first provider.
+        target: The dbid or namespace to keep level.
+        node: Name of the KwilNode block of the target provider.
+        gateway: Name of the ArweaveGateway block the log is read from.
+        trusted_providers: More provider addresses whose records are applied.
+        lookback_seconds: How far behind the cursor to re-read (default from settings).
+        batch_size: Records per apply batch.
+        db_sync_history: Also follow the 2023 `db_sync_history` convention (v0.9).
+        ledger_path: The ledger file; default `<state_dir>/ledger.sqlite`.
+        lock_timeout_seconds: How long to wait for a running poll of the same target.
+
+    Returns:
+        The poll's report, or `{"skipped": reason}` when another poll held the lock.
+    """
+    logger = get_run_logger()
+    name = follow_lock_name(original_dbid, target)
+    lookback = lookback_seconds or KwilSyncSettings().follow_lookback_seconds
+    _ensure_limit(name)
+    try:
+        with concurrency(name, occupy=1, strict=True, timeout_seconds=lock_timeout_seconds):
+            cursor = Variable.get(name, default=None)
+            start = follow_start(Position(**cursor) if isinstance(cursor, dict) else None,
+                                 lookback_ms=lookback * 1000)
+            progress = Progress(name, f"Follow of {original_dbid} onto {target}")
+            pipeline = build_pipeline(original_dbid, target, node=node, gateway=gateway,
+                                      trusted_providers=trusted_providers or [],
+                                      batch_size=batch_size, db_sync_history=db_sync_history,
+                                      ledger_path=ledger_path, on_page=progress)
+            try:
+                report = pipeline.replayer.run(start, follow=True,
+                                               skip_provider=pipeline.provider_address)
+            finally:
+                pipeline.ledger.close()
+            progress.done()
+            if report.resume is not None:
+                Variable.set(name, asdict(report.resume), overwrite=True)
+    except TimeoutError:
+        logger.warning("another follow run of %s onto %s holds %s; skipping this poll",
+                       original_dbid, target, name)
+        return {"skipped": f"another follow run holds {name}"}
+    logger.info("follow %s onto %s: %d read, %d applied, %d quarantined, %d held", original_dbid,
+                target, report.records, report.applied, sum(report.quarantined.values()),
+                report.held)
+    return publish_report(report, key=name, title=f"Follow of {original_dbid} onto {target}")
+
+
+def schedule_follow(original_dbid: str, target: str, parameters: dict[str, Any], *,
+                    every_seconds: float,
+                    deployment: str = "kwil-sync-follow/follow") -> bool:
+    """Add an interval schedule for this (database, target) to the follow deployment.
+
+    The schedule carries the run's parameters, so one follow deployment keeps many
+    databases level. Returns False when the schedule exists already.
+
+    Raises:
+        ObjectNotFound: If the follow deployment is not deployed or served.
+    """
+    schedule_slug = follow_lock_name(original_dbid, target)
+    with get_client(sync_client=True) as client:
+        found = client.read_deployment_by_name(deployment)
+        if any(s.slug == schedule_slug for s in client.read_deployment_schedules(found.id)):
+            return False
+        client.create_deployment_schedules(found.id, [DeploymentScheduleCreate(
+            schedule=IntervalSchedule(interval=timedelta(seconds=every_seconds)), active=True,
+            parameters={**parameters, "original_dbid": original_dbid, "target": target},
+            slug=schedule_slug)])
+    return True

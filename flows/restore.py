@@ -1,0 +1,85 @@
+"""The restore flow: replay a database's whole log (or up to a point) onto a provider."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.variables import Variable
+
+from flows.common import Progress, build_pipeline, parse_until, publish_report, slug
+from flows.follow import follow_lock_name, schedule_follow
+from kwil_sync.replay import ReplayReport
+
+__all__ = ["restore"]
+
+
+@flow(name="kwil-sync-restore", flow_run_name="restore {original_dbid} -> {target}",
+      log_prints=False)
+def restore(original_dbid: str, target: str, node: str = "kwil-sync-target",
+            gateway: str = "kwil-sync-gateway", trusted_providers: list[str] | None = None,
+            until: str | None = None, dry_run: bool = False, batch_size: int = 100,
+            skip_own: bool = False, db_sync_history: bool = False,
+            ledger_path: str | None = None,
+            follow_every_seconds: float | None = None) -> dict[str, Any]:
+    """Replay the log of `original_dbid` onto `target`, exactly once and in order.
+
+    Only records signed by the original provider (the key whose dbid for the record's
+    database name is `original_dbid`) or by `trusted_providers` are applied; the rest
+    are quarantined with their reason. Rerunning is safe: what the ledger holds is
+    skipped and transactions a killed run left pending are resolved first.
+
+    Args:
+        original_dbid: The database's dbid on its first provider (the log's key).
+        target: The dbid (kwild v0.9) or namespace (v0.10) to apply to on the node.
+        node: Name of the KwilNode block of the target provider.
+        gateway: Name of the ArweaveGateway block the log is read from.
+        trusted_providers: More provider addresses whose records are applied.
+        until: Stop at this time (ms since the epoch or ISO 8601) or action id.
+        dry_run: Plan only: count records, bytes, signers and missing actions.
+        batch_size: Records per apply batch (one task run each).
+        skip_own: Skip records the target's own key wrote (they are already there).
+        db_sync_history: Also follow the 2023 `db_sync_history` convention (v0.9).
+        ledger_path: The ledger file; default `<state_dir>/ledger.sqlite`.
+        follow_every_seconds: Then keep the target level: set the follow cursor where
+            this restore ended and schedule the follow deployment for this database.
+
+    Returns:
+        The run's report: counts applied, skipped, quarantined (by reason) and more.
+    """
+    logger = get_run_logger()
+    key = slug("restore", original_dbid, target)
+    progress = Progress(key, f"Restore of {original_dbid} onto {target}")
+    pipeline = build_pipeline(original_dbid, target, node=node, gateway=gateway,
+                              trusted_providers=trusted_providers or [],
+                              batch_size=batch_size, db_sync_history=db_sync_history,
+                              ledger_path=ledger_path, on_page=progress)
+    try:
+        report = pipeline.replayer.run(
+            until=parse_until(until), dry_run=dry_run,
+            skip_provider=pipeline.provider_address if skip_own else None)
+    finally:
+        pipeline.ledger.close()
+    progress.done()
+    if follow_every_seconds and not dry_run:
+        _hand_over_to_follow(original_dbid, target, report, every=follow_every_seconds,
+                             parameters={"node": node, "gateway": gateway,
+                                         "trusted_providers": trusted_providers or [],
+                                         "db_sync_history": db_sync_history})
+    logger.info("%s %s onto %s: %d record(s) read, %d applied, %d already applied, "
+                "%d quarantined", "planned" if dry_run else "restored", original_dbid, target,
+                report.records, report.applied, report.already_applied,
+                sum(report.quarantined.values()))
+    return publish_report(report, key=key,
+                          title=f"{'Plan' if dry_run else 'Restore'} of {original_dbid} "
+                                f"onto {target}")
+
+
+def _hand_over_to_follow(original_dbid: str, target: str, report: ReplayReport, *,
+                         every: float, parameters: dict[str, Any]) -> None:
+    if report.resume is not None:
+        Variable.set(follow_lock_name(original_dbid, target), asdict(report.resume),
+                     overwrite=True)
+    if schedule_follow(original_dbid, target, parameters, every_seconds=every):
+        get_run_logger().info("following %s onto %s every %s s", original_dbid, target, every)

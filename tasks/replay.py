@@ -1,0 +1,52 @@
+"""Prefect tasks around the core replay pipeline: one task run per page or batch.
+
+The pipeline (`kwil_sync.replay.Replayer`) runs each step through a step runner;
+`prefect_steps()` returns one that makes every step a task run, so the Prefect UI
+shows pages read, documents fetched and verified, and batches applied, each with its
+own state, timing and logs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from prefect import Task, task
+from prefect.cache_policies import NO_CACHE
+
+__all__ = ["STEP_TASKS", "prefect_steps"]
+
+
+def _call(step: Callable[..., Any], *args: Any) -> Any:
+    return step(*args)
+
+
+def _step_task(name: str, description: str) -> Task[..., Any]:
+    # No cache: inputs are live clients and the ledger; no retries here because a
+    # step's own clients already retry, and applying again blindly could double a
+    # transaction (a rerun resolves pending intents through the ledger instead).
+    return task(name=name, description=description, cache_policy=NO_CACHE,
+                persist_result=False)(_call)
+
+
+STEP_TASKS: dict[str, Task[..., Any]] = {
+    "read-page": _step_task("read-page", "Read one GraphQL page of records."),
+    "fetch-and-verify": _step_task(
+        "fetch-and-verify", "Fetch a page's documents and verify signer, signatures, hash."),
+    "apply-batch": _step_task(
+        "apply-batch", "Sign and broadcast a batch with consecutive nonces, then confirm."),
+    "recover": _step_task(
+        "recover", "Resolve intents an earlier run left pending, through tx_query."),
+}
+
+
+def prefect_steps() -> Callable[..., Any]:
+    """A step runner that runs each named step as a Prefect task run."""
+
+    def run_step(name: str, step: Callable[..., Any], *args: Any) -> Any:
+        prefect_task = STEP_TASKS.get(name)
+        if prefect_task is None:
+            return step(*args)
+        return prefect_task(step, *args)
+
+    return run_step
