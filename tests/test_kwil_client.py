@@ -1,0 +1,220 @@
+"""KwilClient speaks both kwild versions and turns kwild's answers into typed errors."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from kwil_sync.ethkeys import EthereumKey
+from kwil_sync.kwil import build_tx, dbid, encode_action
+from kwil_sync.kwil.client import ActionInfo, AsyncKwilClient, KwilClient
+from kwil_sync.kwil.errors import (
+    BroadcastRejected,
+    DuplicateTx,
+    InvalidSignature,
+    NodeUnavailable,
+    NonceError,
+    NotOwner,
+    RpcError,
+    TxFailed,
+    UnknownAction,
+    WrongChainId,
+    error_from_rpc,
+    error_from_tx_result,
+)
+from kwil_sync.testing.kwil_node import ActionDef, KwilNodeStandIn, Schema
+from kwil_sync.testing.procs import free_port
+
+KEY = "f1aa5a7966c3863ccde3047f6a1e266cdc0c76b399e256b8fede92b1c69e4f4e"
+OTHER_KEY = "8da4ef21b864d2cc526dbdb2a120bd2874c36c9d0a1fb7f8c63d7f7a8b41de8f"
+OWNER = EthereumKey(KEY).address
+CHAIN = "client-test"
+SCHEMA = Schema(
+    ["CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)"],
+    [ActionDef("add_note", [("$id", "int8"), ("$body", "text")], True,
+               "INSERT INTO notes VALUES ($id, $body)"),
+     ActionDef("admin_add", [("$id", "int8")], False, "INSERT INTO notes VALUES ($id, 'admin')"),
+     ActionDef("get_note", [("$id", "int8")], True, "SELECT body FROM notes WHERE id = $id",
+               view=True)],
+)
+
+
+@pytest.fixture(scope="module", params=["v0.9", "v0.10"])
+def node(request: pytest.FixtureRequest) -> Iterator[KwilNodeStandIn]:
+    with KwilNodeStandIn.start(version=request.param, chain_id=CHAIN,
+                               block_interval=0.02) as n:
+        n.deploy(OWNER, "notes", SCHEMA)
+        yield n
+
+
+@pytest.fixture
+def client(node: KwilNodeStandIn) -> Iterator[KwilClient]:
+    with KwilClient(node.url) as c:
+        yield c
+
+
+def target(node: KwilNodeStandIn) -> str:
+    return dbid(OWNER, "notes") if node.version == "v0.9" else "notes"
+
+
+def signed(client: KwilClient, action: str, args: list[Any], *, key: str = KEY,
+           nonce: int | None = None, chain_id: str = CHAIN) -> dict[str, Any]:
+    address = EthereumKey(key).address
+    if nonce is None:
+        nonce = client.account_nonce(address) + 1
+    int_type = "int" if client.version == "v0.9" else "int8"
+    typed = [{"type": int_type if isinstance(v, int) else "text", "value": v} for v in args]
+    payload = encode_action(client.version, target_of(client), action, [typed])
+    return build_tx(key, payload, description="", fee="0", nonce=nonce, chain_id=chain_id)
+
+
+def target_of(client: KwilClient) -> str:
+    return dbid(OWNER, "notes") if client.version == "v0.9" else "notes"
+
+
+def test_detects_the_version_and_reads_chain_info(node, client):
+    info = client.chain_info()
+    assert client.version == node.version
+    assert info.chain_id == CHAIN and info.height >= 0
+    assert info.gas is (False if node.version == "v0.10" else None)
+
+
+def test_lists_actions_with_parameters_and_access(node, client):
+    actions = {a.name: a for a in client.actions(target(node))}
+    typed = node.version == "v0.10"  # v0.9 actions carry no parameter types
+    assert actions["add_note"] == ActionInfo(
+        "add_note", [("$id", "int8" if typed else None), ("$body", "text" if typed else None)],
+        True, ["PUBLIC"] if typed else [])
+    assert not actions["admin_add"].public and "OWNER" in actions["admin_add"].modifiers
+    assert actions["get_note"].view and not actions["add_note"].view
+
+
+def test_commit_reports_success_and_failure_without_raising(client):
+    first = client.broadcast(signed(client, "add_note", [1, "one"]), "commit")
+    assert first.result is not None and first.result.ok and first.result.height > 0
+    again = client.broadcast(signed(client, "add_note", [1, "dup"]), "commit")
+    assert again.result is not None and again.result.code != 0
+    assert "UNIQUE" in again.result.log
+    status = client.tx_query(again.tx_hash)
+    assert status is not None and status.code == again.result.code
+
+
+def test_mempool_broadcast_then_tx_query(node, client):
+    sent = client.broadcast(signed(client, "add_note", [2, "two"]), "mempool")
+    status = client.tx_query(sent.tx_hash)
+    assert status is not None  # pending (-1) or already in a block
+    assert client.tx_query("00" * 32) is None
+    assert client.account_nonce(OWNER, pending=True) >= client.account_nonce(OWNER,
+                                                                              pending=False)
+
+
+def test_typed_refusals(node, client):
+    with pytest.raises(WrongChainId):
+        client.broadcast(signed(client, "add_note", [3, "x"], chain_id="elsewhere"))
+    nonce = client.account_nonce(OWNER)
+    with pytest.raises(NonceError) as reused:
+        client.broadcast(signed(client, "add_note", [3, "x"], nonce=nonce))
+    assert (reused.value.got, reused.value.expected) == (nonce, nonce + 1)
+    with pytest.raises(NonceError) as skipped:
+        client.broadcast(signed(client, "add_note", [3, "x"], nonce=nonce + 5))
+    assert skipped.value.expected == nonce + 1
+    tampered = signed(client, "add_note", [3, "x"])
+    tampered["body"]["desc"] = "not what was signed"
+    with pytest.raises(InvalidSignature):
+        client.broadcast(tampered)
+    tx = signed(client, "add_note", [3, "x"])
+    client.broadcast(tx)
+    duplicate = DuplicateTx if node.version == "v0.10" else RpcError
+    with pytest.raises(duplicate):
+        client.broadcast(tx)
+
+
+def test_private_action_from_a_stranger_fails_as_not_owner(client):
+    stranger = signed(client, "admin_add", [50], key=OTHER_KEY)
+    result = client.broadcast(stranger, "commit").result
+    assert result is not None and result.code != 0
+    assert isinstance(error_from_tx_result(result.code, result.log), NotOwner)
+
+
+def test_view_call_and_its_errors(node, client):
+    client.broadcast(signed(client, "add_note", [7, "seven"]), "commit")
+    int_type = "int" if node.version == "v0.9" else "int8"
+    rows = client.call(target(node), "get_note", [{"type": int_type, "value": 7}])
+    assert rows == [{"body": "seven"}]
+    with pytest.raises(UnknownAction):
+        client.call(target(node), "no_such_action", [])
+    with pytest.raises(UnknownAction):
+        client.call("nowhere" if node.version == "v0.10" else "x" + "0" * 56, "get_note", [])
+    assert client.estimate_price(signed(client, "add_note", [8, "x"])) == "0"
+
+
+def test_node_not_running_is_node_unavailable():
+    url = f"http://127.0.0.1:{free_port()}"
+    with KwilClient(url, version="v0.10", timeout=2) as client, \
+            pytest.raises(NodeUnavailable, match="is kwild running at"):
+        client.chain_info()
+
+
+def test_gateway_errors_are_node_unavailable_and_garbage_is_an_rpc_error():
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "down.test":
+            return httpx.Response(503, text="<html>upstream unavailable</html>")
+        return httpx.Response(200, text="not json")
+
+    http = httpx.Client(transport=httpx.MockTransport(answer))
+    with pytest.raises(NodeUnavailable):
+        KwilClient("http://down.test", version="v0.9", http=http).chain_info()
+    with pytest.raises(RpcError, match="not a JSON-RPC answer"):
+        KwilClient("http://odd.test", version="v0.9", http=http).chain_info()
+
+
+def test_error_mapping_from_kwild_payloads():
+    v09_nonce = error_from_rpc(-201, "broadcast error", {
+        "tx_code": 4, "hash": "ab", "message": "invalid nonce for account 00: got 3, expected 5"})
+    assert isinstance(v09_nonce, NonceError) and (v09_nonce.got, v09_nonce.expected) == (3, 5)
+    v010_signature = error_from_rpc(-201, "broadcast error", {
+        "code": 65535, "hash": "ab",
+        "message": "failed to verify the transaction: invalid signature: expected address"})
+    assert isinstance(v010_signature, InvalidSignature)
+    assert isinstance(error_from_rpc(-201, "broadcast error", {"code": 6, "message": "x"}),
+                      BroadcastRejected)
+    commit_failure = error_from_rpc(-201, "broadcast error", {
+        "tx_code": 4294967295, "hash": "cd", "message": 'action "nope" not found'})
+    assert isinstance(commit_failure, UnknownAction) and commit_failure.tx_hash == "cd"
+    assert isinstance(error_from_rpc(-300, "cannot call owner action, not owner"), NotOwner)
+    assert isinstance(error_from_rpc(-301, "dataset not found"), UnknownAction)
+    plain = error_from_rpc(-32602, "invalid params")
+    assert type(plain) is RpcError and plain.code == -32602
+    assert type(error_from_tx_result(65535, "ERROR: division by zero")) is TxFailed
+
+
+def test_async_twin(node):
+    async def scenario() -> tuple[str, int, list[dict[str, Any]]]:
+        client = AsyncKwilClient(node.url)
+        try:
+            version = await client.version()
+            nonce = await client.account_nonce(OWNER)
+            int_type = "int" if version == "v0.9" else "int8"
+            payload = encode_action(version, target(node), "add_note",
+                                    [[{"type": int_type, "value": 90},
+                                      {"type": "text", "value": "async"}]])
+            tx = build_tx(KEY, payload, description="", fee="0", nonce=nonce + 1,
+                          chain_id=CHAIN)
+            sent = await client.broadcast(tx, "mempool")
+            for _ in range(200):
+                status = await client.tx_query(sent.tx_hash)
+                if status is not None and not status.pending:
+                    break
+                await asyncio.sleep(0.01)
+            rows = await client.call(target(node), "get_note",
+                                     [{"type": int_type, "value": 90}])
+            return version, nonce, rows
+        finally:
+            await client.aclose()
+
+    version, _, rows = asyncio.run(scenario())
+    assert version == node.version and rows == [{"body": "async"}]
