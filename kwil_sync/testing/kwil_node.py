@@ -184,14 +184,18 @@ class KwilNodeStandIn:
         threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
                          daemon=True, name=f"kwil-standin-http-{self.port}").start()
 
-    def restart(self, down_for: float = 0.0) -> None:
-        """Go down, lose the mempool as a restarted kwild does, come back after `down_for`."""
+    def restart(self, down_for: float = 0.0) -> int:
+        """Go down, lose the mempool as a restarted kwild does, come back after `down_for`.
+
+        Returns how many pending transactions were lost.
+        """
         self.go_down()
-        self.chain.drop_mempool()
+        lost = self.chain.drop_mempool()
         if down_for > 0:
             threading.Timer(down_for, self.come_up).start()
         else:
             self.come_up()
+        return lost
 
     def set_delay(self, seconds: float) -> None:
         """Delay every answer by `seconds` (0 to stop)."""
