@@ -13,13 +13,19 @@ import pytest
 
 from kwil_sync.appliers import KwilApplier
 from kwil_sync.arweave.ans104 import DataItem, EthereumSigner
-from kwil_sync.arweave.data import GatewayDataClient
+from kwil_sync.arweave.data import (
+    DocumentNotFound,
+    FetchResult,
+    GatewayDataClient,
+    GatewayError,
+)
 from kwil_sync.arweave.graphql import GraphQLPager
 from kwil_sync.kwil.client import KwilClient
 from kwil_sync.kwil.dbid import dbid
 from kwil_sync.ledger import Ledger
 from kwil_sync.records import MAX_DOCUMENT_BYTES, action_id, build_record
 from kwil_sync.replay import Replayer
+from kwil_sync.replay_steps import apply_batch, fetch_documents, fetch_page, verify_batch
 from kwil_sync.sources import GraphQLSource, ItemSource, Position, Start, follow_start
 from kwil_sync.testing.kwil_node import ActionDef, KwilNodeStandIn, Schema
 from kwil_sync.verify import TrustPolicy
@@ -304,6 +310,48 @@ def test_irys_rows_without_owner_keys_replay_too(world):
         dict(items[0].tags)["Action-Id"]
 
 
+def test_the_steps_run_one_page_or_batch_at_a_time(world):
+    node, target, client, ledger = world
+    chain = Chain(OWNER)
+    items = [chain.record(f"m{i}") for i in range(1, 6)]
+    source = ItemSource(items, page_size=2)
+    page = fetch_page(source, Start())
+    assert [r.id for r in page.records] == [i.id for i in items[:2]] and page.has_next
+    second = fetch_page(source, Start(after=page.end_cursor))
+    assert [r.id for r in second.records] == [i.id for i in items[2:4]]
+    checked = verify_batch(fetch_documents(source, page.records), TrustPolicy(DB))
+    assert [r.action_id for r in checked.accepted] == [dict(i.tags)["Action-Id"]
+                                                       for i in items[:2]]
+    assert checked.signers == {OWNER.address: 2} and checked.refused == []
+    applier = KwilApplier(client, ADMIN_KEY, target)
+    applied = apply_batch(applier, ledger, target, checked.accepted, applier.actions())
+    assert [r.code for r in applied.results] == [0, 0] and ids_in_order(world) == ["m1", "m2"]
+    assert ledger.filter_new(target, [r.action_id for r in checked.accepted]) == []
+    assert fetch_page(ItemSource([]), Start()).records == []
+
+
+def test_missing_documents_are_quarantined_and_gateway_failures_raise(world):
+    chain = Chain(OWNER)
+    items = [chain.record("m1"), chain.record("m2")]
+
+    class Flaky(ItemSource):
+        error: Exception = DocumentNotFound(items[1].id, "404")
+
+        def fetch_many(self, ids):
+            for result in super().fetch_many(ids):
+                yield FetchResult(result.id, None, self.error) if result.id == items[1].id \
+                    else result
+
+    flaky = Flaky(items)
+    report = replayer(world, ItemSource(items), fetcher=flaky).run()
+    assert report.quarantined == {"document-missing": 1} and ids_in_order(world) == ["m1"]
+    flaky.error = GatewayError(items[1].id, "503 four times")
+    with pytest.raises(GatewayError):
+        replayer(world, ItemSource(items), fetcher=flaky).run()
+    replayer(world, ItemSource(items)).run()
+    assert ids_in_order(world) == ["m1", "m2"]
+
+
 # -- end to end: bundler stand-in -> arlocal -> replay -> stand-in node ----------------
 
 
@@ -313,7 +361,7 @@ def test_end_to_end_through_the_bundler_and_arlocal(arlocal, tmp_path):
     from kwil_sync.testing.bundler import BundlerStandIn
 
     chain = Chain(OWNER, name="e2e", original=dbid(OWNER.address, "e2e"))
-    items = [chain.record(f"e{i}", f"body {i}") for i in range(1, 131)]
+    items = [chain.record(f"e{i}", f"body {i}") for i in range(1, 106)]
     node = KwilNodeStandIn.start(version="v0.9", block_interval=0.02)
     with BundlerStandIn.start(arlocal_url=arlocal.url, data_dir=tmp_path / "bundler") as bundler:
         IrysUploader(bundler.url, "ethereum").upload(items)
@@ -328,19 +376,30 @@ def test_end_to_end_through_the_bundler_and_arlocal(arlocal, tmp_path):
                 fresh = node.deploy(ADMIN.address, f"e2e_{dialect}", SCHEMA)
                 source = GraphQLSource(GraphQLPager(f"{url}/graphql", dialect), chain.original)
                 with GatewayDataClient(arlocal.url) as docs:
-                    run = Replayer(source, docs, KwilApplier(client, ADMIN_KEY, fresh), ledger,
-                                   TrustPolicy(chain.original), target_id=fresh)
+                    def make(applier: KwilApplier) -> Replayer:
+                        return Replayer(source, docs, applier, ledger,  # noqa: B023
+                                        TrustPolicy(chain.original), target_id=fresh)  # noqa: B023
+
+                    dying = CrashingApplier(client, ADMIN_KEY, fresh, after_intents=103)
+                    with pytest.raises(Crash):  # killed in the second page's batch
+                        make(dying).run()
+                    assert ledger.pending(fresh)
+                    run = make(KwilApplier(client, ADMIN_KEY, fresh))
                     report = run.run()
-                    assert (report.applied, report.quarantined) == (130, {}), dialect
-                    assert report.pages == 2
+                    assert report.recovery is not None
+                    # the first batch was done before the crash; the second is recovered
+                    assert report.duplicates == 100, dialect
+                    assert report.applied + report.already_applied == 5
+                    assert ledger.counts(fresh).done == 105
+                    assert report.quarantined == {} and report.pages == 2
                     rows = node.rows(fresh, "SELECT id, body FROM messages ORDER BY id")
                     assert rows == sorted(({"id": f"e{i}", "body": f"body {i}"}
-                                           for i in range(1, 131)), key=lambda r: r["id"])
+                                           for i in range(1, 106)), key=lambda r: r["id"])
                     order = [r["id"] for r in node.rows(fresh, "SELECT id FROM applied "
                                                                "ORDER BY n")]
-                    assert order == [f"e{i}" for i in range(1, 131)]
+                    assert order == [f"e{i}" for i in range(1, 106)]
                     again = run.run()
-                    assert again.applied == 0 and again.duplicates == 130
+                    assert again.applied == 0 and again.duplicates == 105
                 ledger.close()
             assert target
         finally:
