@@ -34,6 +34,9 @@ class ScriptedPrefect:
             raise ConnectionError("connection refused")
         return flow_run_id in self.active
 
+    def close(self) -> None:
+        pass
+
     def finish(self) -> None:
         self.active.clear()
 

@@ -1,0 +1,249 @@
+"""save_action through the shim: latency under a concurrent client, flow runs, losses.
+
+Starts on 127.0.0.1: the kwild stand-in (action parameters), the Irys bundler stand-in,
+a Prefect server, a process serving the `kwil-sync-upload/upload` deployment (each run
+in its own subprocess, as `deployments/serve.py` does) and the shim as its own process
+(`python -m shim`). A client with `--concurrency` threads sends `--actions` Execute
+(save_action) calls as kwild does. Measured:
+- `p50_ms`, `p99_ms`, `actions_per_s`: Execute latency (answered only once the record
+  is fsynced) while the threads send `--rate` calls per second, latency counted from
+  each call's due time; `saturated`: the same for `--actions` more calls sent as fast
+  as answers come back (the shim's ceiling, latency then mostly queueing);
+- `flow_runs_per_1000`: upload runs the shim submitted per 1,000 actions;
+- `lost`: answered item ids the bundler does not hold once the served runs drained
+  the outbox (`doubled`: ids held more than once).
+Goal: p99 < 25 ms, >= 300 actions/s, lost 0. `--no-prefect` skips Prefect (the shim
+does not submit; the bench drains with the upload task's function).
+
+Prints progress lines, then one JSON object as the last line.
+Run: `.venv/bin/python bench/shim.py [--actions 3000] [--concurrency 8] [--no-prefect]`.
+"""
+
+# ruff: noqa: E402  (the path fix below must run before the project imports)
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# Run as a script, this file's folder comes first on sys.path and `bench/shim.py` would
+# shadow the `shim` package; the project root takes its place.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+sys.path.insert(0, str(_HERE.parent))
+
+import argparse
+import json
+import os
+import subprocess
+import tempfile
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+import grpc
+import httpx
+
+from kwil_sync.arweave.ans104 import EthereumSigner
+from kwil_sync.arweave.graphql import GraphQLPager
+from kwil_sync.arweave.uploaders import IrysUploader
+from kwil_sync.kwil import dbid
+from kwil_sync.testing.bundler import BundlerStandIn
+from kwil_sync.testing.kwil_node import ActionDef, KwilNodeStandIn, Schema
+from kwil_sync.testing.procs import free_port, stop_process, wait_until
+from proto import extension_pb2, extension_pb2_grpc
+from shim.client import ShimClient
+
+ROOT = _HERE.parent
+KEY = "6b" * 32
+NAME = "bench"
+SCHEMA = Schema(tables=["CREATE TABLE rows_ (id INTEGER PRIMARY KEY, body TEXT, who TEXT)"],
+                actions=[ActionDef("add_row_sync", [("$id", "int"), ("$body", "text"),
+                                                    ("$who", "text")], False,
+                                   "INSERT INTO rows_ VALUES ($id, $body, $who)")])
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+def spawn(args: list[str], env: dict[str, str], logfile: Path) -> subprocess.Popen[bytes]:
+    with logfile.open("wb") as out:
+        return subprocess.Popen(args, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+
+
+def start_prefect(work: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    port = free_port()
+    env.update(PREFECT_HOME=str(work / "prefect"), PREFECT_API_URL=f"http://127.0.0.1:{port}/api",
+               PREFECT_SERVER_ANALYTICS_ENABLED="false", PREFECT_RUNNER_POLL_FREQUENCY="2")
+    server = spawn([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
+                    "--port", str(port), "--no-ui", "--analytics-off"], env, work / "prefect.log")
+    wait_until(lambda: httpx.get(f"{env['PREFECT_API_URL']}/health").status_code == 200,
+               timeout=180, interval=0.5, what="the Prefect server", process=server)
+    return server
+
+
+def serve_upload(work: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    code = ("from flows.upload import upload\n"
+            "upload.serve(name='upload', limit=2)\n")
+    return spawn([sys.executable, "-c", code], env, work / "serve.log")
+
+
+def upload_runs(env: dict[str, str]) -> int:
+    response = httpx.post(f"{env['PREFECT_API_URL']}/flow_runs/count", json={
+        "deployments": {"name": {"any_": ["upload"]}}})
+    response.raise_for_status()
+    return int(response.json())
+
+
+def drive(address: str, metadata: dict[str, str], first: int, count: int, concurrency: int,
+          rate: float | None = None) -> tuple[list[float], float, dict[int, str]]:
+    """Send `count` Execute calls from `concurrency` threads on one channel (as kwild).
+
+    With `rate`, call k is due at start + k / rate and its latency counts from then (a
+    call sent late because all threads were busy counts its wait too); without, every
+    thread sends as fast as answers come back.
+    """
+    latencies: list[float] = []
+    answered: dict[int, str] = {}
+    lock = threading.Lock()
+    indexes = iter(range(count))
+    with grpc.insecure_channel(address) as channel:
+        stub = extension_pb2_grpc.ExtensionServiceStub(channel)
+        started = time.perf_counter()
+
+        def worker() -> None:
+            while True:
+                with lock:
+                    k = next(indexes, None)
+                if k is None:
+                    return
+                i = first + k
+                values = ("add_row_sync", i, f"row {i} " + "x" * 100, "0x" + "ab" * 20)
+                request = extension_pb2.ExecuteRequest(name="save_action", metadata=metadata, args=[
+                    extension_pb2.ScalarValue(value=json.dumps(v).encode()) for v in values])
+                due = time.perf_counter() if rate is None else started + k / rate
+                time.sleep(max(0.0, due - time.perf_counter()))
+                answer = stub.Execute(request, timeout=10)
+                took = time.perf_counter() - due
+                with lock:
+                    latencies.append(took)
+                    answered[i] = json.loads(answer.outputs[0].value).rsplit("/", 1)[1]
+
+        threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        wall = time.perf_counter() - started
+    return latencies, wall, answered
+
+
+def figures(latencies: list[float], wall: float) -> dict[str, float]:
+    return {"p50_ms": round(percentile(latencies, 0.50) * 1000, 2),
+            "p99_ms": round(percentile(latencies, 0.99) * 1000, 2),
+            "max_ms": round(max(latencies) * 1000, 2),
+            "actions_per_s": round(len(latencies) / wall, 1)}
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--actions", type=int, default=3000, help="save_action calls measured")
+    parser.add_argument("--concurrency", type=int, default=8, help="client threads")
+    parser.add_argument("--rate", type=float, default=400,
+                        help="calls per second of the paced phase (the saturated phase that "
+                             "follows sends --actions more as fast as it can)")
+    parser.add_argument("--no-prefect", action="store_true",
+                        help="no Prefect server; the bench drains the outbox itself")
+    parser.add_argument("--drain-timeout", type=float, default=300,
+                        help="seconds to wait for served upload runs to drain the outbox")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench-shim-"))
+    env = {**os.environ, "KWIL_SYNC_PROVIDER_KEY": KEY}
+    procs: list[subprocess.Popen[bytes]] = []
+    node = KwilNodeStandIn.start(version="v0.9")
+    bundler = BundlerStandIn.start(data_dir=work / "bundler")
+    provider = EthereumSigner(KEY).address
+    local = node.deploy(provider, NAME, SCHEMA)
+    assert local == dbid(provider, NAME)
+    metadata = {"local_db_name": NAME, "provider_address": provider, "local_dbid": local,
+                "original_dbid": local}  # what Initialize returned; kwild sends it back
+    try:
+        if not args.no_prefect:
+            log("starting a Prefect server ...")
+            procs.append(start_prefect(work, env))
+            os.environ.update(PREFECT_API_URL=env["PREFECT_API_URL"],
+                              PREFECT_HOME=env["PREFECT_HOME"])
+            from blocks.arweave import Bundler
+
+            Bundler(kind="irys", url=bundler.url).save("bench-bundler", overwrite=True)
+            procs.append(serve_upload(work, env))
+            wait_until(lambda: httpx.get(f"{env['PREFECT_API_URL']}/deployments/name/"
+                                         "kwil-sync-upload/upload").status_code == 200,
+                       timeout=180, interval=0.5, what="the served upload deployment",
+                       process=procs[-1])
+        port = free_port()
+        address = f"127.0.0.1:{port}"
+        shim_args = [sys.executable, "-m", "shim", "--port", str(port), "--outbox",
+                     str(work / "outbox.sqlite"), "--kwil-url", node.url, "--kwil-version",
+                     "v0.9", "--bundler-block", "bench-bundler", "--log-level", "WARNING"]
+        procs.append(spawn(shim_args + (["--no-submit"] if args.no_prefect else []), env,
+                           work / "shim.log"))
+        with ShimClient(address, timeout=2) as probe:
+            wait_until(lambda: probe.status() is not None, timeout=60, what="the shim",
+                       process=procs[-1])
+        drive(address, metadata, 10**6, 50, args.concurrency)  # warm up: channel, caches
+        runs_before = 0 if args.no_prefect else upload_runs(env)
+        log(f"{args.actions} save_action calls, {args.concurrency} threads, paced at "
+            f"{args.rate}/s ...")
+        latencies, wall, answered = drive(address, metadata, 0, args.actions, args.concurrency,
+                                          args.rate)
+        paced = figures(latencies, wall)
+        log(f"paced: {paced}; now as fast as answers come back ...")
+        latencies, wall, flat_out = drive(address, metadata, args.actions, args.actions,
+                                          args.concurrency)
+        saturated = figures(latencies, wall)
+        answered.update(flat_out)
+        runs = 0 if args.no_prefect else upload_runs(env) - runs_before
+        log(f"saturated: {saturated}; draining ...")
+        drain_started = time.perf_counter()
+        with ShimClient(address, timeout=30) as shim:
+            if args.no_prefect:
+                from tasks.upload import upload_pending
+
+                while upload_pending(shim, IrysUploader(bundler.url), holder="bench",
+                                     limit=200).uploaded:
+                    pass
+            wait_until(lambda: shim.status(local)[0].pending == 0, timeout=args.drain_timeout,
+                       interval=1.0, what="served upload runs draining the outbox")
+        drain_s = time.perf_counter() - drain_started
+        found = Counter(r.id for r in GraphQLPager(bundler.url + "/graphql", "irys").records(
+            {"Original-DBID": [local]}))
+        result: dict[str, Any] = {
+            "actions": len(answered), "concurrency": args.concurrency, "rate": args.rate,
+            **paced, "saturated": saturated,
+            "flow_runs_submitted": runs,
+            "flow_runs_per_1000": round(runs * 1000 / len(answered), 2),
+            "lost": sum(1 for item_id in answered.values() if item_id not in found),
+            "doubled": sum(1 for n in found.values() if n > 1),
+            "drain_s": round(drain_s, 1), "prefect": not args.no_prefect,
+        }
+        result["goal_met"] = (paced["p99_ms"] < 25 and paced["actions_per_s"] >= 300
+                              and saturated["actions_per_s"] >= 300 and result["lost"] == 0)
+    finally:
+        for process in reversed(procs):
+            stop_process(process)
+        bundler.stop()
+        node.stop()
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
