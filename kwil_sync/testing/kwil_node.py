@@ -39,78 +39,19 @@ import argparse
 import json
 import signal
 import threading
-import time
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from kwil_sync.kwil.errors import RPC_TX_INTERNAL
 from kwil_sync.testing.kwil_node_chain import Chain
+from kwil_sync.testing.kwil_node_http import Faults, HttpFront
 from kwil_sync.testing.kwil_node_rpc import RpcFault, UserService
 from kwil_sync.testing.kwil_node_schema import ActionDef, Schema
 from kwil_sync.testing.procs import free_port
 
 __all__ = ["ActionDef", "KwilNodeStandIn", "Schema"]
-
-_HTTP_STATUS = {-32601: 404, -32602: 400, -32600: 400, -32700: 400, -32603: 500}
-
-
-class _Faults:
-    """What the stand-in does wrong on purpose, switched at runtime."""
-
-    def __init__(self) -> None:
-        self.delay = 0.0
-        self.rejections: list[RpcFault] = []
-        self.lock = threading.Lock()
-
-    def take_rejection(self) -> RpcFault | None:
-        with self.lock:
-            return self.rejections.pop(0) if self.rejections else None
-
-
-def _handler(node: KwilNodeStandIn) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: Any) -> None:  # quiet
-            pass
-
-        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            if self.path.rstrip("/") != "/rpc/v1":
-                return self._send(404, {"error": "not found"})
-            if node.faults.delay:
-                time.sleep(node.faults.delay)
-            try:
-                request = json.loads(body)
-                rid, method, params = request.get("id"), request["method"], request.get("params")
-            except (ValueError, KeyError, AttributeError):
-                return self._send(400, {"jsonrpc": "2.0", "id": -1, "error": {
-                    "code": -32700, "message": "invalid request"}})
-            try:
-                result = node.dispatch(str(method), params if params is not None else {})
-            except RpcFault as fault:
-                error: dict[str, Any] = {"code": fault.code, "message": fault.message}
-                if fault.data is not None:
-                    error["data"] = fault.data
-                return self._send(_HTTP_STATUS.get(fault.code, 200),
-                                  {"jsonrpc": "2.0", "id": rid, "error": error})
-            self._send(200, {"jsonrpc": "2.0", "id": rid, "result": result})
-
-        def _send(self, status: int, answer: dict[str, Any]) -> None:
-            raw = json.dumps(answer).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(raw)))
-            self.send_header("Connection", "close")  # as kwild does after every answer
-            self.end_headers()
-            self.wfile.write(raw)
-            self.close_connection = True
-
-    return Handler
-
 
 class KwilNodeStandIn:
     """One running stand-in node (one kwild version). Use `start()`; stop with `stop()`."""
@@ -124,9 +65,9 @@ class KwilNodeStandIn:
         self.block_interval = block_interval
         self.chain = Chain(version, chain_id, data_dir)
         self.service = UserService(self.chain)
-        self.faults = _Faults()
+        self.faults = Faults()
         self.method_counts: Counter[str] = Counter()  # which RPC methods clients used
-        self._server: ThreadingHTTPServer | None = None
+        self._http = HttpFront(port, self.dispatch, self.faults)
         self._stopped = threading.Event()
         self._blocks = threading.Thread(target=self._make_blocks, daemon=True,
                                         name=f"kwil-standin-blocks-{port}")
@@ -169,20 +110,11 @@ class KwilNodeStandIn:
 
     def go_down(self) -> None:
         """Close the port: clients get connection refused until `come_up()`."""
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
+        self._http.down()
 
     def come_up(self) -> None:
         """Listen again on the same port (blocks were made meanwhile, as on a live chain)."""
-        if self._server is not None:
-            return
-        server = ThreadingHTTPServer(("127.0.0.1", self.port), _handler(self))
-        server.daemon_threads = True
-        self._server = server
-        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                         daemon=True, name=f"kwil-standin-http-{self.port}").start()
+        self._http.up()
 
     def restart(self, down_for: float = 0.0) -> int:
         """Go down, lose the mempool as a restarted kwild does, come back after `down_for`.
