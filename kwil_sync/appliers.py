@@ -96,8 +96,9 @@ class ActionApplier(Protocol):
         """Execute `calls` in order; `on_signed(call, hash, nonce, tx)` before each send."""
         ...
 
-    def recover(self, ledger: Ledger) -> Recovery:
-        """Resolve what an earlier run left intended (before anything new is applied)."""
+    def recover(self, ledger: Ledger, key: str) -> Recovery:
+        """Resolve what an earlier run left intended under ledger `key` (before anything
+        new is applied)."""
         ...
 
     def applied_elsewhere(self) -> Iterable[str]:
@@ -186,8 +187,8 @@ class KwilApplier:
                                 "schema's history table and action, or turn db_sync_history off")
         return self._schema
 
-    def recover(self, ledger: Ledger) -> Recovery:
-        return resolve_pending(ledger, self.target, self.client, self.address)
+    def recover(self, ledger: Ledger, key: str) -> Recovery:
+        return resolve_pending(ledger, key, self.client, self.address)
 
     def apply(self, calls: Sequence[PlannedCall], on_signed: OnSigned) -> list[CallResult]:
         if not calls:

@@ -114,7 +114,8 @@ class Replayer:
         applier: Executes calls on the target (`kwil_sync.appliers.KwilApplier`).
         ledger: Exactly-once bookkeeping.
         policy: Which database, which signers are trusted.
-        target_id: The target dbid or namespace (the ledger's key).
+        target_id: The ledger's key for the target (the applier's dbid or namespace,
+            or a longer key such as "chain id/dbid").
         batch_size: Records per apply batch.
         max_document_bytes: Larger documents are quarantined.
         gap_timeout_s: How long a sequence gap may stay open before quarantine.
@@ -159,7 +160,8 @@ class Replayer:
         """
         run = _Run(self, ReplayReport(self.target, dry_run), dry_run, skip_provider)
         if not dry_run:
-            run.report.recovery = self.step("recover", self.applier.recover, self.ledger)
+            run.report.recovery = self.step("recover", self.applier.recover, self.ledger,
+                                            self.target)
             self.ledger.record_external(self.target, self.applier.applied_elsewhere(),
                                         log="db_sync_history")
         run.schema = self.applier.actions()
@@ -268,7 +270,8 @@ class _Run:
         for i in range(0, len(todo), r.batch_size):
             batch = todo[i:i + r.batch_size]
             if self.dry_run:
-                planned, refused = plan_batch(batch, self.schema, r.applier.version, r.target)
+                planned, refused = plan_batch(batch, self.schema, r.applier.version,
+                                              r.applier.target)
                 report.planned += len(planned)
                 report.missing_actions.update(x.action_name for x in batch
                                               if x.action_name.lower() not in self.schema)

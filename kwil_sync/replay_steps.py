@@ -163,23 +163,25 @@ def plan_batch(records: Sequence[SyncRecord], schema: Mapping[str, ActionParams]
     return planned, refused
 
 
-def apply_batch(applier: ActionApplier, ledger: Ledger, target: str,
+def apply_batch(applier: ActionApplier, ledger: Ledger, key: str,
                 records: Sequence[SyncRecord], schema: Mapping[str, ActionParams]) -> Applied:
     """Plan and execute records in order, with an intent stored before each broadcast.
+
+    `key` is the target's ledger key; the calls go to `applier.target`.
 
     The caller must have dropped what the ledger already holds (`Ledger.filter_new`).
     Results are completed in the ledger before returning; an exception leaves intents
     pending, for `resolve_pending` at the start of the next run.
     """
-    planned, refused = plan_batch(records, schema, applier.version, target)
+    planned, refused = plan_batch(records, schema, applier.version, applier.target)
 
     def on_signed(call: PlannedCall, tx_hash: str, nonce: int, tx: dict[str, object]) -> None:
         r = call.record
-        ledger.intend(target, r.action_id, tx_hash, nonce, signed_tx=dict(tx), tx_id=r.tx_id,
+        ledger.intend(key, r.action_id, tx_hash, nonce, signed_tx=dict(tx), tx_id=r.tx_id,
                       provider=r.provider_address, sequence=r.sequence)
 
     results = applier.apply(planned, on_signed)
     # Refused at the door (no height): those bytes never land, the result is final.
-    ledger.complete_many(target, [(r.action_id, r.code if r.height is not None or r.code
+    ledger.complete_many(key, [(r.action_id, r.code if r.height is not None or r.code
                                    else REJECTED_CODE, r.log, r.height) for r in results])
     return Applied(results, refused)

@@ -90,7 +90,12 @@ def world(node, tmp_path):
 def replayer(world, source, policy=None, fetcher=None, applier=None, **kw) -> Replayer:
     node, target, client, ledger = world
     return Replayer(source, fetcher or source, applier or KwilApplier(client, ADMIN_KEY, target),
-                    ledger, policy or TrustPolicy(DB), target_id=target, **kw)
+                    ledger, policy or TrustPolicy(DB), target_id=key(target), **kw)
+
+
+def key(target: str) -> str:
+    """The ledger key the flows use: chain id and target."""
+    return f"kwil-standin/{target}"
 
 
 def ids_in_order(world) -> list[str]:
@@ -111,11 +116,11 @@ def test_restore_applies_in_order_and_a_rerun_applies_nothing(world):
     assert node.rows(target, "SELECT body, wallet FROM messages WHERE id='m3'") == [
         {"body": "body 3", "wallet": OWNER.address}]
     assert report.by_provider == {OWNER.address: 12} and report.bytes > 0
-    assert ledger.sequence_start(target) == {OWNER.address.lower(): 12}
+    assert ledger.sequence_start(key(target)) == {OWNER.address.lower(): 12}
     again = replayer(world, source).run()
     assert (again.applied, again.duplicates, again.already_applied) == (0, 12, 0)
     assert ids_in_order(world) == [f"m{i}" for i in range(1, 13)]
-    assert ledger.counts(target).done == 12
+    assert ledger.counts(key(target)).done == 12
 
 
 def test_hostile_records_are_quarantined_and_the_rest_applies(world):
@@ -138,7 +143,7 @@ def test_hostile_records_are_quarantined_and_the_rest_applies(world):
                                   "payload-hash-mismatch": 1}
     assert ids_in_order(world) == ["m1", "m4"]
     node, target, _, ledger = world
-    reasons = {(q.reason, q.item_id) for q in ledger.quarantined(target)}
+    reasons = {(q.reason, q.item_id) for q in ledger.quarantined(key(target))}
     assert ("payload-hash-mismatch", changed.id) in reasons
     assert ("untrusted-signer", untrusted.id) in reasons
     # the right bytes for m5 (another gateway): it applies; the misfits stay out
@@ -205,8 +210,8 @@ def test_dry_run_plans_and_writes_nothing(world):
     assert report.missing_actions == {"missing_action"}
     assert report.signers == {OWNER.address: 2}
     assert report.quarantined == {"unknown-action": 1, "foreign-database": 1}
-    assert ids_in_order(world) == [] and ledger.quarantined(target) == []
-    assert ledger.counts(target).done == 0
+    assert ids_in_order(world) == [] and ledger.quarantined(key(target)) == []
+    assert ledger.counts(key(target)).done == 0
     json.dumps(report.to_dict(), default=str)
 
 
@@ -234,7 +239,7 @@ def test_a_gap_in_follow_times_out_across_runs(world):
     first = replayer(world, source, gap_timeout_s=60, clock=lambda: clock[0]).run(follow=True)
     assert first.held == 1
     _, target, _, ledger = world
-    assert set(ledger.gaps(target)) == {OWNER.address.lower()}
+    assert set(ledger.gaps(key(target))) == {OWNER.address.lower()}
     clock[0] += 61
     second = replayer(world, source, gap_timeout_s=60, clock=lambda: clock[0]).run(follow=True)
     assert second.quarantined == {"sequence-gap": 1} and second.gaps[0].expected == 2
@@ -287,11 +292,11 @@ def test_a_crash_then_a_rerun_leaves_no_duplicate_and_no_gap(world, crash):
     dying = CrashingApplier(client, ADMIN_KEY, target, **crash)
     with pytest.raises(Crash):
         replayer(world, ItemSource(items), applier=dying, batch_size=8).run()
-    assert ledger.pending(target)  # intents left for the next run
+    assert ledger.pending(key(target))  # intents left for the next run
     report = replayer(world, ItemSource(items)).run()
-    assert report.recovery is not None and not ledger.pending(target)
+    assert report.recovery is not None and not ledger.pending(key(target))
     assert ids_in_order(world) == [f"m{i}" for i in range(1, 9)]
-    assert ledger.counts(target).done == 8
+    assert ledger.counts(key(target)).done == 8
     assert report.applied + len(report.recovery.completed) == 8
 
 
@@ -324,9 +329,9 @@ def test_the_steps_run_one_page_or_batch_at_a_time(world):
                                                        for i in items[:2]]
     assert checked.signers == {OWNER.address: 2} and checked.refused == []
     applier = KwilApplier(client, ADMIN_KEY, target)
-    applied = apply_batch(applier, ledger, target, checked.accepted, applier.actions())
+    applied = apply_batch(applier, ledger, key(target), checked.accepted, applier.actions())
     assert [r.code for r in applied.results] == [0, 0] and ids_in_order(world) == ["m1", "m2"]
-    assert ledger.filter_new(target, [r.action_id for r in checked.accepted]) == []
+    assert ledger.filter_new(key(target), [r.action_id for r in checked.accepted]) == []
     assert fetch_page(ItemSource([]), Start()).records == []
 
 
