@@ -110,10 +110,14 @@ def _name(param: str) -> str:
     return param.lower().removeprefix("$")
 
 
-def plan_call(record: SyncRecord, schema: Mapping[str, ActionParams], version: str,
-              target: str) -> PlannedCall | Refusal:
-    """Map a record onto the target action's parameters and convert its values."""
-    params = schema.get(record.action_name.lower())
+def plan_call(record: SyncRecord, schema: Mapping[str, Sequence[tuple[str, str | None]]],
+              version: str, target: str) -> PlannedCall | Refusal:
+    """Map a record onto the target action's parameters and convert its values.
+
+    `schema` maps lower-case action names (kwild's) to their parameters.
+    """
+    name = record.action_name.lower()
+    params = schema.get(name)
     if params is None:
         return Refusal("unknown-action", f"{target} has no action {record.action_name!r}")
     given = {_name(n): v for n, v in record.data}
@@ -125,7 +129,7 @@ def plan_call(record: SyncRecord, schema: Mapping[str, ActionParams], version: s
         arguments = convert_arguments(version, params, [given[n] for n in wanted])
     except ValueConversionError as exc:
         return Refusal("bad-argument", str(exc))
-    return PlannedCall(record, target, record.action_name, [arguments])
+    return PlannedCall(record, target, name, [arguments])
 
 
 class _IntentFirst:
@@ -179,13 +183,13 @@ class KwilApplier:
         return self.client.version
 
     def actions(self) -> dict[str, ActionParams]:
-        if self._schema is None:
-            self._schema = {a.name.lower(): list(a.parameters)
-                            for a in self.client.actions(self.target)}
-            if self.db_sync_history and HISTORY_ACTION not in self._schema:
-                raise KwilError(f"{self.target} has no {HISTORY_ACTION} action: deploy the 2023 "
-                                "schema's history table and action, or turn db_sync_history off")
-        return self._schema
+        """Read the target's actions now (a run calls this once, at its start)."""
+        schema = {a.name.lower(): list(a.parameters) for a in self.client.actions(self.target)}
+        if self.db_sync_history and HISTORY_ACTION not in schema:
+            raise KwilError(f"{self.target} has no {HISTORY_ACTION} action: deploy the 2023 "
+                            "schema's history table and action, or turn db_sync_history off")
+        self._schema = schema
+        return schema
 
     def recover(self, ledger: Ledger, key: str) -> Recovery:
         return resolve_pending(ledger, key, self.client, self.address)
@@ -210,7 +214,7 @@ class KwilApplier:
         return results
 
     def _write_history(self, records: list[SyncRecord]) -> None:
-        params = self.actions()[HISTORY_ACTION]
+        params = (self._schema or self.actions())[HISTORY_ACTION]
         now = str(int(time.time() * 1000))
         history = []
         for r in records:

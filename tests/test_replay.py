@@ -11,7 +11,7 @@ from typing import Literal
 
 import pytest
 
-from kwil_sync.appliers import KwilApplier
+from kwil_sync.appliers import KwilApplier, PlannedCall, Refusal, plan_call
 from kwil_sync.arweave.ans104 import DataItem, EthereumSigner
 from kwil_sync.arweave.data import (
     DocumentNotFound,
@@ -23,7 +23,7 @@ from kwil_sync.arweave.graphql import GraphQLPager
 from kwil_sync.kwil.client import KwilClient
 from kwil_sync.kwil.dbid import dbid
 from kwil_sync.ledger import Ledger
-from kwil_sync.records import MAX_DOCUMENT_BYTES, action_id, build_record
+from kwil_sync.records import MAX_DOCUMENT_BYTES, SyncRecord, action_id, build_record
 from kwil_sync.replay import Replayer
 from kwil_sync.replay_steps import apply_batch, fetch_documents, fetch_page, verify_batch
 from kwil_sync.sources import GraphQLSource, ItemSource, Position, Start, follow_start
@@ -355,6 +355,28 @@ def test_missing_documents_are_quarantined_and_gateway_failures_raise(world):
         replayer(world, ItemSource(items), fetcher=flaky).run()
     replayer(world, ItemSource(items)).run()
     assert ids_in_order(world) == ["m1", "m2"]
+
+
+def test_plan_call_maps_names_onto_parameters_and_converts():
+    record = SyncRecordFactory([("id", "7"), ("$Count", "12"), ("$note", "x")])
+    schema = {"add": [("$note", "text"), ("$id", "text"), ("$count", "int8")]}
+    call = plan_call(record, schema, "v0.10", "ns")
+    assert isinstance(call, PlannedCall) and call.target == "ns" and call.action == "add"
+    assert [a["value"] for a in call.arguments[0]] == ["x", "7", 12]
+    bad = plan_call(SyncRecordFactory([("id", "7"), ("count", "many"), ("note", "x")]),
+                    schema, "v0.10", "ns")
+    assert isinstance(bad, Refusal) and bad.reason == "bad-argument" and "count" in bad.detail
+    fewer = plan_call(SyncRecordFactory([("id", "7")]), schema, "v0.10", "ns")
+    assert isinstance(fewer, Refusal) and fewer.reason == "argument-mismatch"
+    unknown = plan_call(SyncRecordFactory([], action="nope"), schema, "v0.9", "x1")
+    assert isinstance(unknown, Refusal) and unknown.reason == "unknown-action"
+
+
+def SyncRecordFactory(data, action="ADD"):  # noqa: N802 (reads like the class it builds)
+    item = build_record(OWNER, original_dbid=DB, local_dbid=DB, local_db_name="chat",
+                        action_name=action, data=data, sequence=1, prev_action_id="-",
+                        created_at_ms=T0)
+    return SyncRecord.from_item(item)
 
 
 # -- end to end: bundler stand-in -> arlocal -> replay -> stand-in node ----------------
