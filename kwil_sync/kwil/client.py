@@ -37,8 +37,9 @@ __all__ = ["ActionInfo", "AsyncKwilClient", "BroadcastResult", "ChainInfo", "Kwi
            "TxStatus", "VERSIONS"]
 
 VERSIONS = ("v0.9", "v0.10")
+# v0.10 has no fire-and-forget mode: "async" there waits for the mempool check too.
 _SYNC_MODES = {"v0.9": {"async": 0, "mempool": 1, "commit": 2},
-               "v0.10": {"mempool": 0, "commit": 1}}
+               "v0.10": {"async": 0, "mempool": 0, "commit": 1}}
 _ACTIONS_SQL = ("SELECT name, parameter_names, parameter_types, access_modifiers "
                 "FROM info.actions WHERE namespace = $namespace")
 _TRANSIENT_HTTP = (502, 503, 504)
@@ -300,7 +301,7 @@ class KwilClient:
         return self._run(_Requests.actions(self.version, target))
 
     def broadcast(self, tx: dict[str, Any], sync: str = "mempool") -> BroadcastResult:
-        """Send a signed transaction; `sync` is "mempool", "commit" or (v0.9) "async".
+        """Send a signed transaction; `sync` is "async", "mempool" or "commit".
 
         A rejected transaction raises (`NonceError`, `WrongChainId`, ...). In commit
         mode a failed execution is reported in `result`, not raised, on both versions.
