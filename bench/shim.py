@@ -1,10 +1,10 @@
 """save_action through the shim: latency under a concurrent client, flow runs, losses.
 
-Starts on 127.0.0.1: the kwild stand-in (action parameters), the Irys bundler stand-in,
-a Prefect server, a process serving the `kwil-sync-upload/upload` deployment (each run
-in its own subprocess, as `deployments/serve.py` does) and the shim as its own process
-(`python -m shim`). A client with `--concurrency` threads sends `--actions` Execute
-(save_action) calls as kwild does. Measured:
+Starts on 127.0.0.1, each in its own process: the kwild stand-in (action parameters),
+the Irys bundler stand-in, a Prefect server, a process serving the
+`kwil-sync-upload/upload` deployment (each run in its own subprocess, as
+`deployments/serve.py` does) and the shim (`python -m shim`). A client with
+`--concurrency` threads sends Execute (save_action) calls as kwild does. Measured:
 - `p50_ms`, `p99_ms`, `actions_per_s`: Execute latency (answered only once the record
   is fsynced) while the threads send `--rate` calls per second, latency counted from
   each call's due time; `saturated`: the same for `--actions` more calls sent as fast
@@ -48,8 +48,7 @@ from kwil_sync.arweave.ans104 import EthereumSigner
 from kwil_sync.arweave.graphql import GraphQLPager
 from kwil_sync.arweave.uploaders import IrysUploader
 from kwil_sync.kwil import dbid
-from kwil_sync.testing.bundler import BundlerStandIn
-from kwil_sync.testing.kwil_node import ActionDef, KwilNodeStandIn, Schema
+from kwil_sync.testing.kwil_node import ActionDef, Schema
 from kwil_sync.testing.procs import free_port, stop_process, wait_until
 from proto import extension_pb2, extension_pb2_grpc
 from shim.client import ShimClient
@@ -71,6 +70,19 @@ def spawn(args: list[str], env: dict[str, str], logfile: Path) -> subprocess.Pop
     with logfile.open("wb") as out:
         return subprocess.Popen(args, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
+
+
+def start_standin(module: str, args: list[str], work: Path, env: dict[str, str]
+                  ) -> tuple[subprocess.Popen[bytes], str]:
+    """A stand-in in its own process (so its work does not hold the client's GIL)."""
+    process = subprocess.Popen([sys.executable, "-m", module, *args], env=env, cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if not line:
+        raise RuntimeError(f"{module} exited before it was ready (code {process.wait()})")
+    return process, str(json.loads(line)["url"])
 
 
 def start_prefect(work: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -168,14 +180,22 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-shim-"))
     env = {**os.environ, "KWIL_SYNC_PROVIDER_KEY": KEY}
     procs: list[subprocess.Popen[bytes]] = []
-    node = KwilNodeStandIn.start(version="v0.9")
-    bundler = BundlerStandIn.start(data_dir=work / "bundler")
     provider = EthereumSigner(KEY).address
-    local = node.deploy(provider, NAME, SCHEMA)
-    assert local == dbid(provider, NAME)
+    local = dbid(provider, NAME)
     metadata = {"local_db_name": NAME, "provider_address": provider, "local_dbid": local,
                 "original_dbid": local}  # what Initialize returned; kwild sends it back
     try:
+        node, node_url = start_standin("kwil_sync.testing.kwil_node", [
+            "--version", "v0.9", "--port", str(free_port())], work, env)
+        procs.append(node)
+        deployed = httpx.post(f"{node_url}/rpc/v1", json={
+            "jsonrpc": "2.0", "id": 1, "method": "standin.deploy", "params": {
+                "owner": provider, "name": NAME, "schema": json.loads(SCHEMA.to_json())}})
+        assert deployed.json()["result"]["target"] == local, deployed.text
+        bundler, bundler_url = start_standin("kwil_sync.testing.bundler", [
+            "--port", str(free_port()), "--data-dir", str(work / "bundler"), "--interval",
+            "0"], work, env)
+        procs.append(bundler)
         if not args.no_prefect:
             log("starting a Prefect server ...")
             procs.append(start_prefect(work, env))
@@ -183,7 +203,7 @@ def main() -> None:
                               PREFECT_HOME=env["PREFECT_HOME"])
             from blocks.arweave import Bundler
 
-            Bundler(kind="irys", url=bundler.url).save("bench-bundler", overwrite=True)
+            Bundler(kind="irys", url=bundler_url).save("bench-bundler", overwrite=True)
             procs.append(serve_upload(work, env))
             wait_until(lambda: httpx.get(f"{env['PREFECT_API_URL']}/deployments/name/"
                                          "kwil-sync-upload/upload").status_code == 200,
@@ -192,7 +212,7 @@ def main() -> None:
         port = free_port()
         address = f"127.0.0.1:{port}"
         shim_args = [sys.executable, "-m", "shim", "--port", str(port), "--outbox",
-                     str(work / "outbox.sqlite"), "--kwil-url", node.url, "--kwil-version",
+                     str(work / "outbox.sqlite"), "--kwil-url", node_url, "--kwil-version",
                      "v0.9", "--bundler-block", "bench-bundler", "--log-level", "WARNING"]
         procs.append(spawn(shim_args + (["--no-submit"] if args.no_prefect else []), env,
                            work / "shim.log"))
@@ -218,13 +238,13 @@ def main() -> None:
             if args.no_prefect:
                 from tasks.upload import upload_pending
 
-                while upload_pending(shim, IrysUploader(bundler.url), holder="bench",
+                while upload_pending(shim, IrysUploader(bundler_url), holder="bench",
                                      limit=200).uploaded:
                     pass
             wait_until(lambda: shim.status(local)[0].pending == 0, timeout=args.drain_timeout,
                        interval=1.0, what="served upload runs draining the outbox")
         drain_s = time.perf_counter() - drain_started
-        found = Counter(r.id for r in GraphQLPager(bundler.url + "/graphql", "irys").records(
+        found = Counter(r.id for r in GraphQLPager(bundler_url + "/graphql", "irys").records(
             {"Original-DBID": [local]}))
         result: dict[str, Any] = {
             "actions": len(answered), "concurrency": args.concurrency, "rate": args.rate,
@@ -240,8 +260,6 @@ def main() -> None:
     finally:
         for process in reversed(procs):
             stop_process(process)
-        bundler.stop()
-        node.stop()
     print(json.dumps(result))
 
 
