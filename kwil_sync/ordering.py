@@ -85,7 +85,9 @@ class Sequencer:
         self._opened = {p.lower(): t for p, t in (gap_opened or {}).items()}
         self._clock = clock
         self._held: dict[str, dict[int, list[SyncRecord]]] = defaultdict(dict)
-        self._slot: dict[tuple[str, int], str] = {}  # (provider, sequence) -> action id
+        # provider -> (sequence, action id) of the latest slot filled in this run; older
+        # slots are asked of `history` (the ledger), so memory does not grow with the log
+        self._slot: dict[str, tuple[int, str]] = {}
         self._seen: set[str] = set()
         self._pending = Released()
         self._legacy: list[SyncRecord] = []
@@ -173,7 +175,7 @@ class Sequencer:
             if not valid:
                 break  # the slot stays open, as a gap
             winner, *others = valid
-            self._slot[(provider, nxt)] = winner.action_id
+            self._slot[provider] = (nxt, winner.action_id)
             self._last[provider] = nxt
             out.append(winner)
             for other in others:
@@ -191,7 +193,8 @@ class Sequencer:
                              f"{record.provider_address} is already {prior or 'resolved'}")
 
     def _action_at(self, provider: str, sequence: int) -> str | None:
-        known = self._slot.get((provider, sequence))
+        latest = self._slot.get(provider)
+        known = latest[1] if latest is not None and latest[0] == sequence else None
         if known is None and self._history is not None and sequence >= 1:
             known = self._history(provider, sequence)
         return known
