@@ -29,8 +29,9 @@ from shim.catalog import ActionCatalog
 from shim.config import ShimConfig
 from shim.dbsync import DbSyncServicer
 from shim.extension import DbSyncExtension
+from shim.prefect_runner import DeploymentRunner, PrefectRunner
 from shim.service import ShimService
-from shim.submit import DeploymentRunner, FlowSubmitter, PrefectRunner
+from shim.submit import FlowSubmitter
 
 __all__ = ["RunningShim", "run_shim", "start_shim"]
 

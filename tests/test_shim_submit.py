@@ -126,3 +126,42 @@ def test_prefect_outage_is_survived_and_retried(setup, caplog) -> None:
     save(outbox, submitter, 10)
     wait_until(lambda: prefect.uploads() == 1 and submitter.stats.restore_runs == 1,
                timeout=5, what="submissions after the outage")
+
+
+def test_the_shim_keeps_answering_when_prefect_is_unreachable(tmp_path, caplog) -> None:
+    from prefect.settings import PREFECT_API_URL, PREFECT_CLIENT_MAX_RETRIES, temporary_settings
+    from pydantic import SecretStr
+
+    from kwil_sync.testing.kwil_node import ActionDef, KwilNodeStandIn, Schema
+    from kwil_sync.testing.procs import free_port
+    from shim.client import ShimClient
+    from shim.config import ShimConfig
+    from shim.server import start_shim
+
+    node = KwilNodeStandIn.start(version="v0.10")
+    key = "44" * 32
+    nowhere = f"http://127.0.0.1:{free_port()}/api"  # nothing listens there
+    with temporary_settings({PREFECT_API_URL: nowhere, PREFECT_CLIENT_MAX_RETRIES: 0}):
+        shim = start_shim(ShimConfig(port=0, outbox_path=tmp_path / "o.sqlite",
+                                     kwil_url=node.url, provider_key=SecretStr(key),
+                                     batch_size=2, batch_interval_ms=100))
+    try:
+        from kwil_sync.arweave.ans104 import EthereumSigner
+
+        node.deploy(EthereumSigner(key).address, "db", Schema(
+            tables=[], actions=[ActionDef("note", [("$n", "text")], True, "SELECT $n")]))
+        with ShimClient(shim.address, timeout=5) as client:
+            for n in range(5):
+                assert client.save_action(local_db_name="db", action_name="note",
+                                          values=[str(n)]).sequence == n + 1
+            submitter = shim.submitter
+            assert submitter is not None
+            wait_until(lambda: submitter.stats.failures >= 1, timeout=60,
+                       what="a failed submission")
+            assert client.save_action(local_db_name="db", action_name="note",
+                                      values=["after"]).sequence == 6
+        assert submitter.stats.upload_runs == 0
+        assert "Is PREFECT_API_URL set" in caplog.text
+    finally:
+        shim.stop(0)
+        node.stop()
