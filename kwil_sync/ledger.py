@@ -24,9 +24,14 @@ is skipped:
 | after broadcast, before `complete` | committed: completed; in the mempool: awaited |
 | after `complete`, before sequence marks | the record is re-read and skipped |
 
-The signing key must be used by kwil-sync alone for the target (another user of the
-key would consume nonces the ledger knows nothing about; the rule above stays safe,
-but such actions are re-executed rather than re-sent).
+Assumptions: recovery asks the node the transactions were sent to (or one that sees
+the same mempool); "unknown" is asked twice, a grace period apart, so a broadcast in
+flight at the kill is not mistaken for a lost one; a re-sent transaction the node
+refuses at the door is in no mempool and, its bytes being dropped, can never land;
+anything still pending after the wait stops the run (`PendingTransactions`) rather
+than risk a duplicate. The signing key should be used by kwil-sync alone for the
+target: another user of the key consumes nonces the ledger knows nothing about (still
+safe, but such actions are re-executed rather than re-sent).
 
 Also kept: the `sequenced` slots each provider's records filled (restart points and
 rewind detection), the quarantine (every record refused, with its reason), and the
