@@ -64,6 +64,7 @@ def test_kwiljs_executes_and_reads_back_through_the_stand_in(version):
         assert answer["selected"] == expected and answer["called"] == expected
         assert answer["chain_id"] == CHAIN and answer["nonce"] == 3
         assert [info["code"] for info in answer["tx_infos"]] == [0, 0]
+        assert "code: -201" in answer["refusal"] and "wrong chain ID" in answer["refusal"]
         with KwilClient(node.url) as client:  # kwil-js's hashes are the node's hashes
             statuses = [client.tx_query(h) for h in answer["tx_hashes"]]
         assert all(s is not None and s.ok for s in statuses)

@@ -184,13 +184,12 @@ class Chain:
         with self.lock:
             batch = list(self._mempool.values())
             self.height += 1
-            touched = {t: d for t, d in self.databases.items()}
-            for database in touched.values():
+            for database in self.databases.values():  # one SQLite transaction per block
                 database.begin()
             for record in batch:
                 record.height = self.height
                 record.code, record.log = self._execute(record)
-            for database in touched.values():
+            for database in self.databases.values():
                 database.commit()
             self._commit_state(batch)
             self._committed.update(r.hash for r in batch)

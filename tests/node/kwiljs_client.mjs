@@ -10,7 +10,8 @@
 // The database has actions insert_msg($id, $body) (public), owner_note($id, $body)
 // (owner-only) and list_msgs() (view) over a table msgs(id, body, author).
 // stdout: {"chain_id", "tx_hashes": [...], "tx_infos": [{height, code}], "nonce",
-//          "selected": [rows], "called": [rows]} or {"error": message}
+//          "selected": [rows], "called": [rows], "refusal": the error kwil-js raised for a
+//          transaction signed for another chain} or {"error": message}
 import { createRequire } from "node:module";
 
 const require = createRequire(import.meta.url);
@@ -82,9 +83,17 @@ try {
   const callBody = v09 ? { dbid: input.target, action: "list_msgs", inputs: [] }
                        : { namespace: input.target, name: "list_msgs", inputs: [] };
   const called = (await kwil.call(callBody)).data.result;
+  // a client configured for another chain: kwil-js must surface kwild's refusal
+  const elsewhere = new kwiljs.NodeKwil({ kwilProvider: input.url, chainId: "another-chain" });
+  let refusal = null;
+  try {
+    await elsewhere.execute(body("insert_msg", { id: 99, body: "wrong chain" }), signer);
+  } catch (e) {
+    refusal = String(e && e.message || e);
+  }
   process.stdout.write(JSON.stringify({
     chain_id: info.data.chain_id, tx_hashes: hashes, tx_infos: infos,
-    nonce: Number(account.data.nonce), selected, called,
+    nonce: Number(account.data.nonce), selected, called, refusal,
   }));
 } catch (e) {
   process.stdout.write(JSON.stringify({ error: String(e && e.stack || e) }));
