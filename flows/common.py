@@ -40,7 +40,8 @@ class Pipeline:
 
 def build_pipeline(original_dbid: str, target: str, *, node: str, gateway: str,
                    trusted_providers: list[str], batch_size: int, db_sync_history: bool,
-                   ledger_path: str | None, on_page: Any = None) -> Pipeline:
+                   ledger_path: str | None, allow_unverified_legacy: bool = False,
+                   on_page: Any = None) -> Pipeline:
     """Load the blocks and wire page -> fetch -> verify -> order -> apply for one target."""
     settings = KwilSyncSettings()
     kwil_node = cast(KwilNode, KwilNode.load(node))
@@ -53,9 +54,11 @@ def build_pipeline(original_dbid: str, target: str, *, node: str, gateway: str,
     # One ledger key per database per chain: validators of one chain share state, so
     # moving to another validator's URL must not replay the log again.
     ledger_key = f"{chain_id}/{target}"
+    policy = TrustPolicy(original_dbid, frozenset(trusted_providers),
+                         allow_unverified_legacy=allow_unverified_legacy)
     replayer = Replayer(
         GraphQLSource(arweave.get_pager(), original_dbid), arweave.get_data_client(), applier,
-        ledger, TrustPolicy(original_dbid, frozenset(trusted_providers)), target_id=ledger_key,
+        ledger, policy, target_id=ledger_key,
         batch_size=batch_size, max_document_bytes=arweave.max_document_bytes,
         gap_timeout_s=settings.gap_timeout_seconds, step_runner=prefect_steps(),
         on_page=on_page)

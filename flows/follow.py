@@ -37,7 +37,8 @@ def _ensure_limit(name: str) -> None:
 def follow(original_dbid: str, target: str, node: str = "kwil-sync-target",
            gateway: str = "kwil-sync-gateway", trusted_providers: list[str] | None = None,
            lookback_seconds: int | None = None, batch_size: int = 100,
-           db_sync_history: bool = False, ledger_path: str | None = None,
+           db_sync_history: bool = False,
+           allow_unverified_legacy: bool = False, ledger_path: str | None = None,
            lock_timeout_seconds: float = 120) -> dict[str, Any]:
     """Apply what is new in the log since the last poll, then move the cursor.
 
@@ -56,6 +57,9 @@ def follow(original_dbid: str, target: str, node: str = "kwil-sync-target",
         lookback_seconds: How far behind the cursor to re-read (default from settings).
         batch_size: Records per apply batch.
         db_sync_history: Also follow the 2023 `db_sync_history` convention (v0.9).
+        allow_unverified_legacy: Apply 2023 records whose data item signature the index
+            cannot prove (Irys and arlocal do not report anchors); they are then trusted
+            on the index's word. Off by default.
         ledger_path: The ledger file; default `<state_dir>/ledger.sqlite`.
         lock_timeout_seconds: How long to wait for a running poll of the same target.
 
@@ -75,7 +79,8 @@ def follow(original_dbid: str, target: str, node: str = "kwil-sync-target",
             pipeline = build_pipeline(original_dbid, target, node=node, gateway=gateway,
                                       trusted_providers=trusted_providers or [],
                                       batch_size=batch_size, db_sync_history=db_sync_history,
-                                      ledger_path=ledger_path, on_page=progress)
+                                      ledger_path=ledger_path, on_page=progress,
+                              allow_unverified_legacy=allow_unverified_legacy)
             try:
                 report = pipeline.replayer.run(start, follow=True,
                                                skip_provider=pipeline.provider_address)

@@ -21,6 +21,7 @@ def restore(original_dbid: str, target: str, node: str = "kwil-sync-target",
             gateway: str = "kwil-sync-gateway", trusted_providers: list[str] | None = None,
             until: str | None = None, dry_run: bool = False, batch_size: int = 100,
             skip_own: bool = False, db_sync_history: bool = False,
+            allow_unverified_legacy: bool = False,
             ledger_path: str | None = None,
             follow_every_seconds: float | None = None) -> dict[str, Any]:
     """Replay the log of `original_dbid` onto `target`, exactly once and in order.
@@ -41,6 +42,9 @@ def restore(original_dbid: str, target: str, node: str = "kwil-sync-target",
         batch_size: Records per apply batch (one task run each).
         skip_own: Skip records the target's own key wrote (they are already there).
         db_sync_history: Also follow the 2023 `db_sync_history` convention (v0.9).
+        allow_unverified_legacy: Apply 2023 records whose data item signature the index
+            cannot prove (Irys and arlocal do not report anchors); they are then trusted
+            on the index's word. Off by default.
         ledger_path: The ledger file; default `<state_dir>/ledger.sqlite`.
         follow_every_seconds: Then keep the target level: set the follow cursor where
             this restore ended and schedule the follow deployment for this database.
@@ -54,7 +58,8 @@ def restore(original_dbid: str, target: str, node: str = "kwil-sync-target",
     pipeline = build_pipeline(original_dbid, target, node=node, gateway=gateway,
                               trusted_providers=trusted_providers or [],
                               batch_size=batch_size, db_sync_history=db_sync_history,
-                              ledger_path=ledger_path, on_page=progress)
+                              ledger_path=ledger_path, on_page=progress,
+                              allow_unverified_legacy=allow_unverified_legacy)
     try:
         report = pipeline.replayer.run(
             until=parse_until(until), dry_run=dry_run,

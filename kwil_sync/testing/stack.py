@@ -29,7 +29,7 @@ import httpx
 from kwil_sync.testing.arlocal import Arlocal
 from kwil_sync.testing.procs import free_port, stop_process, wait_until
 
-__all__ = ["LocalStack", "PROJECT_ROOT"]
+__all__ = ["LocalStack", "PROJECT_ROOT", "standin_call"]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -162,3 +162,12 @@ def _port_open(port: int) -> bool:
         sock.settimeout(1)
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
+
+
+def standin_call(node_url: str, method: str, **params: object) -> dict[str, object]:
+    """Call a Kwil node stand-in's admin method (`standin.deploy`, `standin.rows`, ...)."""
+    answer = httpx.post(f"{node_url}/rpc/v1", timeout=30, json={
+        "jsonrpc": "2.0", "id": 1, "method": f"standin.{method}", "params": params}).json()
+    if "error" in answer:
+        raise RuntimeError(f"standin.{method} on {node_url}: {answer['error']}")
+    return dict(answer["result"])
