@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 
@@ -15,7 +16,8 @@ __all__ = ["main"]
 
 
 def _restore_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("original_dbid", help="the database's dbid on its first provider (Original-DBID)")
+    p.add_argument("original_dbid",
+                   help="the database's dbid on its first provider (its Original-DBID tag)")
     p.add_argument("--target", required=True,
                    help="dbid (kwild v0.9) or namespace (v0.10) to apply the log to")
     p.add_argument("--node", default="kwil-sync-target",
@@ -26,7 +28,10 @@ def _restore_args(p: argparse.ArgumentParser) -> None:
                    help="also apply records signed by this provider address (repeatable); "
                         "the original provider is always trusted")
     p.add_argument("--deployment", action="store_true",
-                   help="submit a run of the served deployment instead of running here")
+                   help="submit a run of the deployment (served or on a work pool) and wait "
+                        "for it, instead of running the flow in this process")
+    p.add_argument("--allow-unverified-legacy", action="store_true",
+                   help="apply 2023 records whose item signature the index cannot prove")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    # Prefect's server telemetry phones home; nothing here may leave the machine unasked.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     if argv[:1] == ["shim"]:
         from shim.__main__ import main as shim_main
 

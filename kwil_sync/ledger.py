@@ -340,6 +340,12 @@ class Ledger:
                           "ORDER BY first_seen, item_id", (target,))
         return [QuarantineEntry(*row) for row in rows]
 
+    def targets(self) -> list[str]:
+        """Every target this ledger has applied to or quarantined for."""
+        rows = self._rows("SELECT target FROM actions UNION SELECT target FROM quarantine "
+                          "ORDER BY target", ())
+        return [str(r[0]) for r in rows]
+
     def counts(self, target: str) -> LedgerCounts:
         """Totals by state, quarantined records and each provider's last sequence."""
         states = dict(self._rows("SELECT state, COUNT(*) FROM actions WHERE target=? "

@@ -1,7 +1,11 @@
 """Shared fixtures: stand-ins from kwil_sync.testing, vectors as data."""
 
 import json
+import os
 from pathlib import Path
+
+# Before anything imports Prefect: no telemetry from servers the tests start.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 import pytest
 

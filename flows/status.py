@@ -1,0 +1,114 @@
+"""`kwil-sync status`: per database and target, where following stands and what is queued.
+
+Reads three places, each optional: the ledger (applied, failed, pending, quarantined,
+each provider's last sequence), the follow cursors kept as Prefect Variables (how far
+behind the log each target is, in seconds), and the shim's outbox (records not yet
+uploaded), asked over gRPC.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from blocks.settings import KwilSyncSettings
+from kwil_sync.ledger import Ledger
+
+__all__ = ["collect_status", "print_status"]
+
+CURSOR_PREFIX = "kwil-sync-follow-"
+
+
+def _cursors() -> tuple[list[dict[str, Any]], str | None]:
+    """Follow cursors from Prefect Variables, or an error text when Prefect is unreachable."""
+    from prefect.settings import get_current_settings
+
+    if not get_current_settings().api.url:
+        return [], "PREFECT_API_URL is not set: follow cursors live on the Prefect server"
+    try:
+        from prefect.client.orchestration import get_client
+
+        with get_client(sync_client=True) as client:
+            found = [v for v in client.read_variables() if v.name.startswith(CURSOR_PREFIX)]
+    except Exception as exc:  # status must still show the rest
+        return [], f"Prefect API not reachable: {exc}"
+    now_ms = time.time() * 1000
+    rows = []
+    for variable in found:
+        value = variable.value if isinstance(variable.value, dict) else {}
+        stamp = value.get("timestamp_ms")
+        rows.append({"follow": variable.name.removeprefix(CURSOR_PREFIX),
+                     "cursor_ms": stamp, "height": value.get("height"),
+                     "lag_seconds": round((now_ms - stamp) / 1000, 1) if stamp else None})
+    return rows, None
+
+
+def _outbox(address: str | None) -> tuple[list[dict[str, Any]], str | None]:
+    if not address:
+        return [], None
+    from shim.client import ShimClient
+
+    try:
+        with ShimClient(address, timeout=5) as shim:
+            chains = shim.status()
+    except Exception as exc:
+        return [], f"shim at {address} not reachable: {exc}"
+    return [{"database": c.original_dbid, "provider": c.provider, "pending": c.pending,
+             "uploaded": c.uploaded, "sequence": c.sequence,
+             "last_uploaded": c.last_uploaded_id} for c in chains], None
+
+
+def collect_status(*, ledger: str | None = None, shim: str | None = None) -> dict[str, Any]:
+    """Everything `kwil-sync status` shows, as plain data."""
+    path = ledger or str(KwilSyncSettings().ledger_path)
+    targets = []
+    ledger_error = None if Path(path).exists() else f"no ledger at {path} yet"
+    if ledger_error is None:
+        store = Ledger(path)
+        try:
+            for target in store.targets():
+                counts = store.counts(target)
+                targets.append({"target": target, "applied": counts.done,
+                                "failed": counts.failed, "pending": counts.pending,
+                                "quarantined": counts.quarantined,
+                                "providers": counts.providers})
+        finally:
+            store.close()
+    cursors, cursor_error = _cursors()
+    outbox, outbox_error = _outbox(shim)
+    errors = [e for e in (ledger_error, cursor_error, outbox_error) if e]
+    return {"ledger": path, "targets": targets, "follow": cursors, "outbox": outbox,
+            "errors": errors}
+
+
+def print_status(*, ledger: str | None = None, shim: str | None = None,
+                 as_json: bool = False) -> int:
+    """Print the status as tables (or JSON); returns the process exit code."""
+    status = collect_status(ledger=ledger, shim=shim)
+    if as_json:
+        print(json.dumps(status, indent=2))
+        return 0
+    console = Console()
+    sections = [("Applied per target (ledger " + status["ledger"] + ")", status["targets"]),
+                ("Follow cursors (Prefect Variables)", status["follow"]),
+                ("Shim outbox", status["outbox"])]
+    for title, rows in sections:
+        if not rows:
+            continue
+        table = Table(title=title)
+        for column in rows[0]:
+            table.add_column(column)
+        for row in rows:
+            table.add_row(*(json.dumps(v) if isinstance(v, dict) else str(v)
+                            for v in row.values()))
+        console.print(table)
+    for error in status["errors"]:
+        console.print(f"[yellow]{error}[/yellow]")
+    if not any(rows for _, rows in sections):
+        console.print("nothing to show yet: no ledger entries, cursors or outbox")
+    return 0
