@@ -67,7 +67,7 @@ class KwilNodeStandIn:
         self.service = UserService(self.chain)
         self.faults = Faults()
         self.method_counts: Counter[str] = Counter()  # which RPC methods clients used
-        self._http = HttpFront(port, self.dispatch, self.faults)
+        self._http = HttpFront(port, self.dispatch, self._waits, self.faults)
         self._stopped = threading.Event()
         self._blocks = threading.Thread(target=self._make_blocks, daemon=True,
                                         name=f"kwil-standin-blocks-{port}")
@@ -142,6 +142,13 @@ class KwilNodeStandIn:
 
     # -- RPC --------------------------------------------------------------------------
 
+    def _waits(self, method: str, params: Any) -> bool:
+        """Requests that may block: commit-mode broadcasts and the `standin.*` controls."""
+        commit = 2 if self.version == "v0.9" else 1
+        return method.startswith("standin.") or (
+            method == "user.broadcast" and isinstance(params, dict)
+            and params.get("sync") == commit)
+
     def dispatch(self, method: str, params: Any) -> Any:
         self.method_counts[method] += 1
         if method.startswith("standin."):
@@ -176,7 +183,7 @@ class KwilNodeStandIn:
     def stop(self) -> None:
         """Stop serving and making blocks, and close the databases."""
         self._stopped.set()
-        self.go_down()
+        self._http.close()
         if self._blocks.is_alive():
             self._blocks.join()
         self.chain.close()
