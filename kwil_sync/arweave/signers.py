@@ -124,7 +124,10 @@ class ArweaveSigner:
 
 
 def _rsa_verify(owner: bytes, message: bytes, signature: bytes) -> bool:
-    key = RSA.construct((int.from_bytes(owner, "big"), 65537))
+    try:
+        key = RSA.construct((int.from_bytes(owner, "big"), 65537))
+    except ValueError:  # not a usable modulus: hostile bytes, not a crash
+        return False
     digest = SHA256.new(message)
     for salt in (32, len(owner) - 32 - 2):  # arweave-js signs with 32; node's max is 478
         try:

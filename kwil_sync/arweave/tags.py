@@ -40,7 +40,10 @@ def check_tags(tags: list[Tag]) -> None:
     if len(tags) > MAX_TAGS:
         raise TagError(f"{len(tags)} tags; ANS-104 allows at most {MAX_TAGS}")
     for i, (name, value) in enumerate(tags):
-        n, v = len(name.encode()), len(value.encode())
+        try:
+            n, v = len(name.encode()), len(value.encode())
+        except UnicodeEncodeError as exc:
+            raise TagError(f"tag {i} is not encodable as UTF-8: {exc.reason}") from exc
         if not 1 <= n <= MAX_NAME_BYTES:
             raise TagError(f"tag {i} name is {n} bytes; it must be 1..{MAX_NAME_BYTES}")
         if not 1 <= v <= MAX_VALUE_BYTES:
