@@ -1,0 +1,291 @@
+"""`kwil-sync demo` / `make demo`: the whole round trip on this machine, on 127.0.0.1.
+
+It starts a Prefect server (with its UI), arlocal, the Irys-style bundler stand-in,
+two Kwil provider stand-ins (A and B, kwild v0.9 wire) and the gRPC shim for A, and
+serves the deployments. Then it writes a messages workload on A through the shim (as
+kwild's db_sync extension would), lets upload flow runs carry the records to the
+bundler (and from there, bundled, to arlocal), restores the database onto B with a
+run of the restore deployment, writes more and brings B level with one follow run,
+and finally uploads a forged record (signed by a key nobody trusts) to show it
+refused. Every run is in the Prefect UI. What it started is stopped on exit (Ctrl-C
+too) unless `--keep` is given.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from kwil_sync.ethkeys import EthereumKey
+from kwil_sync.testing.procs import free_port
+from kwil_sync.testing.stack import PROJECT_ROOT, LocalStack, standin_call
+
+__all__ = ["run_demo"]
+
+ROWS = "SELECT id, body, author, created_at FROM messages ORDER BY id"
+FORGED_ID = "999999"
+
+
+@dataclass
+class Demo:
+    """The services and names of one demo run."""
+
+    stack: LocalStack
+    console: Console
+    urls: dict[str, str] = field(default_factory=dict)
+    keys: dict[str, str] = field(default_factory=dict)
+    db_a: str = ""
+    db_b: str = ""
+    results: dict[str, Any] = field(default_factory=dict)
+
+
+def run_demo(*, actions: int, follow_actions: int, as_json: bool, keep: bool,
+             root: Path | None = None) -> int:
+    """Run the demo; returns the exit code (0 when B ends equal to A and nothing forged landed)."""
+    root = root or PROJECT_ROOT / ".demo"
+    shutil.rmtree(root, ignore_errors=True)
+    console = Console(stderr=as_json)
+    demo = Demo(LocalStack(root), console)
+    started = time.monotonic()
+    try:
+        _start_services(demo)
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        with temporary_settings({PREFECT_API_URL: demo.urls["prefect"]}):
+            _configure(demo)
+            _write_restore_follow(demo, actions, follow_actions)
+            _forge(demo)
+        demo.results["seconds"] = round(time.monotonic() - started, 1)
+        _summary(demo)
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/yellow]")
+        return 130
+    finally:
+        if keep:
+            pids = " ".join(str(p.pid) for p in demo.stack.processes.values())
+            console.print(f"[bold]--keep[/bold]: services still running (logs in {root}/logs); "
+                          f"stop them with: kill {pids}")
+        else:
+            with console.status("stopping what the demo started"):
+                demo.stack.stop()
+    if as_json:
+        print(json.dumps(demo.results))
+    ok = demo.results.get("state_equal") and demo.results.get("forged_applied") == 0
+    return 0 if ok else 1
+
+
+def _step(demo: Demo, text: str, action: Callable[[], Any]) -> Any:
+    with demo.console.status(text):
+        value = action()
+    demo.console.print(f"[green]✓[/green] {text}")
+    return value
+
+
+def _start_services(demo: Demo) -> None:
+    stack = demo.stack
+    port = 4200 if _free(4200) else free_port()
+    demo.urls["prefect"] = _step(demo, "Prefect server (with UI) on 127.0.0.1",
+                                 lambda: stack.start_prefect(ui=True, port=port))
+    demo.urls["ui"] = demo.urls["prefect"].removesuffix("/api")
+    demo.urls["arlocal"] = _step(demo, "arlocal, a local Arweave gateway", stack.start_arlocal)
+    demo.urls["bundler"] = _step(demo, "Irys-style bundler stand-in, bundling into arlocal",
+                                 lambda: stack.start_bundler(demo.urls["arlocal"], interval=1.0))
+    for name in ("a", "b"):
+        demo.urls[f"node_{name}"] = _step(demo, f"Kwil provider stand-in {name.upper()}",
+                                          _node_starter(stack, name))
+
+
+def _node_starter(stack: LocalStack, name: str) -> Callable[[], str]:
+    return lambda: stack.start_kwil_node(f"node-{name}", version="v0.9",
+                                         chain_id=f"kwil-demo-{name}")
+
+
+def _configure(demo: Demo) -> None:
+    from pydantic import SecretStr
+
+    from blocks.arweave import ArweaveGateway, Bundler
+    from blocks.kwil import KwilNode
+    from blocks.shim import SyncShim
+    from kwil_sync.testing.workload import MESSAGES_SCHEMA
+
+    stack, urls = demo.stack, demo.urls
+    demo.keys = {name: secrets.token_hex(32) for name in ("a", "b", "user", "attacker")}
+    schema = json.loads(MESSAGES_SCHEMA.to_json())
+    owners = {n: EthereumKey(demo.keys[n]).address for n in ("a", "b")}
+    demo.db_a = str(standin_call(urls["node_a"], "deploy", owner=owners["a"], name="messages",
+                                 schema=schema)["target"])
+    demo.db_b = str(standin_call(urls["node_b"], "deploy", owner=owners["b"], name="messages",
+                                 schema=schema)["target"])
+    for name in ("a", "b"):
+        KwilNode(rpc_url=urls[f"node_{name}"], version="v0.9",
+                 private_key=SecretStr(demo.keys[name])).save(f"node-{name}", overwrite=True)
+    ArweaveGateway(graphql_url=f"{urls['bundler']}/graphql", dialect="irys",
+                   data_url=urls["bundler"]).save("kwil-sync-gateway", overwrite=True)
+    Bundler(kind="irys", url=urls["bundler"]).save("kwil-sync-bundler", overwrite=True)
+    urls["shim"] = _step(demo, "gRPC shim beside provider A (db_sync extension)",
+                         lambda: stack.start_shim(
+                             kwil_url=urls["node_a"], key_file=stack.write_key("a", demo.keys["a"]),
+                             extra=["--restore-parameter", "node=node-a",
+                                    "--restore-parameter", "skip_own=true",
+                                    "--batch-interval-ms", "500"]))
+    SyncShim(address=urls["shim"]).save("kwil-sync-shim", overwrite=True)
+    _step(demo, "deployments served (restore, follow, upload, backfill)",
+          lambda: stack.start_serve("--upload-interval", "10"))
+
+
+def _write_restore_follow(demo: Demo, actions: int, follow_actions: int) -> None:
+    from kwil_sync.kwil.client import KwilClient
+    from kwil_sync.testing.workload import MessagesWorkload
+
+    metadata = MessagesWorkload.initialize(demo.urls["shim"], "messages")
+    workload = MessagesWorkload(KwilClient(demo.urls["node_a"], version="v0.9"), demo.db_a,
+                                demo.keys["user"], demo.urls["shim"], metadata)
+    try:
+        demo.results["saved"] = _write(demo, workload, actions, "Writing on A through the shim")
+        _wait_uploaded(demo, demo.results["saved"])
+        params = {"original_dbid": demo.db_a, "target": demo.db_b, "node": "node-b",
+                  "gateway": "kwil-sync-gateway"}
+        _run_flow(demo, "kwil-sync-restore/restore", params, "Restoring onto B")
+        demo.results["restored"] = _ledger_done(demo)
+        _write(demo, workload, follow_actions, "Writing more on A")
+        _wait_uploaded(demo, demo.results["saved"] + follow_actions)
+        _run_flow(demo, "kwil-sync-follow/follow", params, "One follow run onto B")
+        demo.results["follow_applied"] = _ledger_done(demo) - demo.results["restored"]
+        demo.results["saved"] += follow_actions
+        rows_a = standin_call(demo.urls["node_a"], "rows", target=demo.db_a, sql=ROWS)["rows"]
+        rows_b = standin_call(demo.urls["node_b"], "rows", target=demo.db_b, sql=ROWS)["rows"]
+        demo.results["rows_a"], demo.results["rows_b"] = len(rows_a), len(rows_b)
+        demo.results["state_equal"] = rows_a == rows_b
+    finally:
+        workload.close()
+
+
+def _write(demo: Demo, workload: Any, count: int, title: str) -> int:
+    with _bar(demo) as bar:
+        task = bar.add_task(title, total=count)
+        for start in range(0, count, 50):
+            workload.run(workload.plan(min(50, count - start)))
+            bar.advance(task, min(50, count - start))
+    return count
+
+
+def _wait_uploaded(demo: Demo, total: int, timeout: float = 300) -> None:
+    """Until the bundler's GraphQL lists `total` records of the database."""
+    from kwil_sync.arweave.graphql import GraphQLPager
+
+    pager = GraphQLPager(f"{demo.urls['bundler']}/graphql", "irys")
+    deadline = time.monotonic() + timeout
+    with _bar(demo) as bar:
+        task = bar.add_task("Upload flow runs carrying records to the bundler", total=total)
+        while time.monotonic() < deadline:
+            seen = sum(1 for _ in pager.records({"Original-DBID": [demo.db_a]}))
+            bar.update(task, completed=seen)
+            if seen >= total:
+                return
+            time.sleep(1)
+    raise TimeoutError(f"records did not all reach the bundler within {timeout:.0f} s; see "
+                       f"{demo.stack.root}/logs/serve.log and shim.log")
+
+
+def _run_flow(demo: Demo, deployment: str, params: dict[str, Any], title: str,
+              timeout: float = 600) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.deployments import run_deployment
+
+    run: Any = run_deployment(deployment, parameters=params, timeout=0)
+    deadline = time.monotonic() + timeout
+    with _bar(demo) as bar, get_client(sync_client=True) as client:
+        task = bar.add_task(f"{title} (flow run {run.name})", total=None)
+        while time.monotonic() < deadline:
+            state = client.read_flow_run(run.id).state
+            if state is not None and state.is_final():
+                break
+            bar.update(task, description=f"{title} (flow run {run.name}: "
+                                         f"{state.name if state else 'pending'})")
+            time.sleep(1)
+    if state is None or not state.is_completed():
+        raise RuntimeError(f"{deployment} run {run.name} ended {state}; see "
+                           f"{demo.urls['ui']}/runs/flow-run/{run.id}")
+    demo.console.print(f"[green]✓[/green] {title}: {demo.urls['ui']}/runs/flow-run/{run.id}")
+
+
+def _ledger_done(demo: Demo) -> int:
+    from kwil_sync.ledger import Ledger
+
+    ledger = Ledger(demo.stack.root / "state" / "ledger.sqlite")
+    try:
+        counts = ledger.counts(f"kwil-demo-b/{demo.db_b}")
+        demo.results["quarantined"] = counts.quarantined
+        return counts.done
+    finally:
+        ledger.close()
+
+
+def _forge(demo: Demo) -> None:
+    """Upload a record for A's database signed by an untrusted key; follow must refuse it."""
+    from kwil_sync.arweave.ans104 import EthereumSigner
+    from kwil_sync.arweave.uploaders import IrysUploader
+    from kwil_sync.records import build_record
+
+    attacker = EthereumSigner(demo.keys["attacker"])
+    forged = build_record(attacker, original_dbid=demo.db_a, local_dbid=demo.db_a,
+                          local_db_name="messages", action_name="post_message_sync",
+                          data=[("$id", FORGED_ID), ("$body", "forged"),
+                                ("$author", attacker.address),
+                                ("$created_at", str(int(time.time() * 1000)))],
+                          sequence=1, prev_action_id="-", created_at_ms=int(time.time() * 1000))
+    IrysUploader(demo.urls["bundler"]).upload([forged])
+    params = {"original_dbid": demo.db_a, "target": demo.db_b, "node": "node-b",
+              "gateway": "kwil-sync-gateway"}
+    _run_flow(demo, "kwil-sync-follow/follow", params, "Follow run with a forged record")
+    _ledger_done(demo)
+    rows = standin_call(demo.urls["node_b"], "rows", target=demo.db_b,
+                        sql=f"SELECT id FROM messages WHERE id = {FORGED_ID}")["rows"]
+    demo.results["forged_applied"] = len(rows) if isinstance(rows, list) else 0
+
+
+def _summary(demo: Demo) -> None:
+    r = demo.results
+    table = Table(title="kwil-sync demo")
+    table.add_column("what")
+    table.add_column("result", justify="right")
+    for label, key in [("actions saved on A through the shim", "saved"),
+                       ("applied on B by the restore run", "restored"),
+                       ("applied on B by the follow run", "follow_applied"),
+                       ("records quarantined on B", "quarantined"),
+                       ("forged records applied", "forged_applied"),
+                       ("rows on A / on B", None), ("B equals A", "state_equal"),
+                       ("seconds", "seconds")]:
+        value = f"{r.get('rows_a')} / {r.get('rows_b')}" if key is None else r.get(key)
+        table.add_row(label, str(value))
+    demo.console.print(table)
+    demo.console.print(f"Every run is in the Prefect UI: [bold]{demo.urls['ui']}[/bold] "
+                       "(flow runs, task runs per page and batch, artifacts)")
+
+
+def _bar(demo: Demo) -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=demo.console, transient=False)
+
+
+def _free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_demo(actions=300, follow_actions=50, as_json="--json" in sys.argv,
+                      keep="--keep" in sys.argv))
