@@ -23,6 +23,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import httpx
 
@@ -164,7 +165,7 @@ def _port_open(port: int) -> bool:
 
 
 
-def standin_call(node_url: str, method: str, **params: object) -> dict[str, object]:
+def standin_call(node_url: str, method: str, **params: Any) -> dict[str, Any]:
     """Call a Kwil node stand-in's admin method (`standin.deploy`, `standin.rows`, ...)."""
     answer = httpx.post(f"{node_url}/rpc/v1", timeout=30, json={
         "jsonrpc": "2.0", "id": 1, "method": f"standin.{method}", "params": params}).json()
