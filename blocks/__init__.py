@@ -2,5 +2,6 @@
 
 from blocks.arweave import ArweaveGateway, Bundler
 from blocks.kwil import KwilNode
+from blocks.shim import SyncShim
 
-__all__ = ["ArweaveGateway", "Bundler", "KwilNode"]
+__all__ = ["ArweaveGateway", "Bundler", "KwilNode", "SyncShim"]

@@ -9,12 +9,15 @@ Each run executes in a subprocess of this one. Keep the gRPC shim in its own pro
 from __future__ import annotations
 
 import argparse
+from typing import cast
+
+from prefect import serve
+from prefect.deployments.runner import RunnerDeployment
 
 from flows.backfill import backfill
 from flows.follow import follow
 from flows.restore import restore
 from flows.upload import upload
-from prefect import serve
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -27,14 +30,14 @@ def main(argv: list[str] | None = None) -> None:
                         help="seconds between scheduled upload runs that drain leftovers")
     parser.add_argument("--limit", type=int, default=8, help="runs executed at once")
     args = parser.parse_args(argv)
-    serve(
+    deployments = [
         restore.to_deployment("restore", tags=["kwil-sync"]),
         follow.to_deployment("follow", tags=["kwil-sync"],
                              interval=args.follow_interval or None),
         upload.to_deployment("upload", tags=["kwil-sync"], interval=args.upload_interval or None),
         backfill.to_deployment("backfill", tags=["kwil-sync"]),
-        limit=args.limit,
-    )
+    ]
+    serve(*cast(list[RunnerDeployment], deployments), limit=args.limit)
 
 
 if __name__ == "__main__":

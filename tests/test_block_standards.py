@@ -1,12 +1,12 @@
-"""Every kwil-sync block meets Prefect's block standards (the logo check needs Pillow and a network)."""
+"""Every kwil-sync block meets Prefect's block standards (the logo check needs Pillow)."""
 
 import pytest
-
-import blocks  # noqa: F401  (registers the blocks)
 from prefect.blocks.core import Block
 from prefect.testing.standard_test_suites import BlockStandardTestSuite
 from prefect.utilities.dispatch import get_registry_for_type
 from prefect.utilities.importtools import to_qualified_name
+
+import blocks  # noqa: F401  (registers the blocks)
 
 
 def find_module_blocks() -> list[type[Block]]:
@@ -16,7 +16,7 @@ def find_module_blocks() -> list[type[Block]]:
 
 def test_the_blocks_are_registered():
     names = {b.get_block_type_slug() for b in find_module_blocks()}
-    assert {"kwil-node", "arweave-gateway", "arweave-bundler"} <= names
+    assert {"kwil-node", "arweave-gateway", "arweave-bundler", "kwil-sync-shim"} <= names
 
 
 @pytest.mark.parametrize("block", find_module_blocks())
