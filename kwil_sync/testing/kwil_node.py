@@ -68,9 +68,6 @@ class KwilNodeStandIn:
         self.faults = Faults()
         self.method_counts: Counter[str] = Counter()  # which RPC methods clients used
         self._http = HttpFront(port, self.dispatch, self._waits, self.faults)
-        self._stopped = threading.Event()
-        self._blocks = threading.Thread(target=self._make_blocks, daemon=True,
-                                        name=f"kwil-standin-blocks-{port}")
 
     @classmethod
     def start(cls, *, version: str = "v0.10", chain_id: str = "kwil-standin",
@@ -80,7 +77,7 @@ class KwilNodeStandIn:
         node = cls(version, chain_id, block_interval, port or free_port(),
                    Path(data_dir) if data_dir else None)
         node.come_up()
-        node._blocks.start()
+        node._http.every(lambda: node.block_interval, node.chain.make_block)
         return node
 
     # -- the chain --------------------------------------------------------------------
@@ -101,10 +98,6 @@ class KwilNodeStandIn:
     def make_block(self) -> int:
         """Make a block now; returns how many transactions it executed."""
         return self.chain.make_block()
-
-    def _make_blocks(self) -> None:
-        while self.block_interval > 0 and not self._stopped.wait(self.block_interval):
-            self.chain.make_block()
 
     # -- faults -----------------------------------------------------------------------
 
@@ -182,10 +175,7 @@ class KwilNodeStandIn:
 
     def stop(self) -> None:
         """Stop serving and making blocks, and close the databases."""
-        self._stopped.set()
         self._http.close()
-        if self._blocks.is_alive():
-            self._blocks.join()
         self.chain.close()
 
     def __enter__(self) -> KwilNodeStandIn:

@@ -75,6 +75,20 @@ class HttpFront:
         self._server: asyncio.Server | None = None
         self._lock = threading.Lock()
 
+    def every(self, interval: Callable[[], float], work: Callable[[], Any]) -> None:
+        """Run `work` on the loop every `interval()` seconds while that is above 0.
+
+        Blocks are made on the loop's own thread, between requests: no second thread
+        fights the requests for the GIL, and a block is never half-seen.
+        """
+        def tick() -> None:
+            if interval() > 0:
+                work()
+                self._loop.call_later(interval(), tick)
+
+        if interval() > 0:
+            self._loop.call_soon_threadsafe(self._loop.call_later, interval(), tick)
+
     def up(self) -> None:
         with self._lock:
             if self._server is None:
