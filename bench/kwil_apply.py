@@ -6,10 +6,13 @@ insert actions to each, in the same run:
 - serial: sign with the next nonce, broadcast in commit mode, wait, next;
 - pipeline: `NoncePipeline` (window `--window`): consecutive nonces, mempool
   broadcasts, confirmation by `tx_query` in a second thread.
-Both databases are then checked to hold every row, in order.
+The pipeline pass runs `--pipeline-runs` times (3 by default, each into its own
+database) and its median counts: a few seconds of work is easily disturbed by other
+processes on a shared machine, which the load averages in the result show. Every
+database is then checked to hold every row, in order.
 
 Prints progress lines, then one JSON object as the last line with `actions`,
-`actions_per_s_serial`, `actions_per_s_pipeline` and `speedup`.
+`actions_per_s_serial`, `actions_per_s_pipeline` (the median) and `speedup`.
 Run: `.venv/bin/python bench/kwil_apply.py [--actions 2000] [--version v0.10]`.
 """
 
@@ -17,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import statistics
 import subprocess
 import sys
 import time
@@ -98,7 +103,9 @@ def main() -> None:
     parser.add_argument("--version", choices=["v0.9", "v0.10"], default="v0.10")
     parser.add_argument("--block-interval", type=float, default=0.05)
     parser.add_argument("--window", type=int, default=64)
+    parser.add_argument("--pipeline-runs", type=int, default=3)
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]
 
     port = free_port()
     node = subprocess.Popen(
@@ -110,28 +117,37 @@ def main() -> None:
         url = json.loads(node.stdout.readline())["url"]
         address = EthereumKey(KEY).address
         serial_db = admin(url, "standin.deploy", owner=address, name="serial", schema=SCHEMA)
-        piped_db = admin(url, "standin.deploy", owner=address, name="piped", schema=SCHEMA)
+        piped_dbs = [admin(url, "standin.deploy", owner=address, name=f"piped{run}",
+                           schema=SCHEMA)["target"] for run in range(args.pipeline_runs)]
         with KwilClient(url, version=args.version) as client:
             print(f"stand-in {args.version} at {url}, block interval {args.block_interval} s; "
                   f"applying {args.actions} actions each way", file=sys.stderr, flush=True)
             serial_s = apply_serially(client, actions(args.version, serial_db["target"],
                                                       args.actions), address)
             print(f"serial: {serial_s:.1f} s", file=sys.stderr, flush=True)
-            piped_s = apply_pipelined(client, actions(args.version, piped_db["target"],
-                                                      args.actions), args.window)
-            print(f"pipeline: {piped_s:.2f} s", file=sys.stderr, flush=True)
-        check(url, serial_db["target"], args.actions)
-        check(url, piped_db["target"], args.actions)
+            piped_s = []
+            for target in piped_dbs:
+                piped_s.append(apply_pipelined(client, actions(args.version, target,
+                                                               args.actions), args.window))
+                print(f"pipeline: {piped_s[-1]:.2f} s", file=sys.stderr, flush=True)
+        for target in [serial_db["target"], *piped_dbs]:
+            check(url, target, args.actions)
     finally:
         stop_process(node)
-    serial_rate, piped_rate = args.actions / serial_s, args.actions / piped_s
+    serial_rate = args.actions / serial_s
+    piped_rates = [args.actions / seconds for seconds in piped_s]
+    piped_rate = statistics.median(piped_rates)
     print(json.dumps({
         "actions": args.actions, "version": args.version,
         "block_interval_s": args.block_interval, "window": args.window,
-        "seconds_serial": round(serial_s, 2), "seconds_pipeline": round(piped_s, 2),
+        "seconds_serial": round(serial_s, 2),
+        "seconds_pipeline_runs": [round(seconds, 2) for seconds in piped_s],
         "actions_per_s_serial": round(serial_rate, 1),
         "actions_per_s_pipeline": round(piped_rate, 1),
+        "actions_per_s_pipeline_runs": [round(rate, 1) for rate in piped_rates],
         "speedup": round(piped_rate / serial_rate, 1),
+        "load_average_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+        "cpus": os.cpu_count(),
     }))
 
 
