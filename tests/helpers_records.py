@@ -1,0 +1,192 @@
+"""Helpers for the flow tests: signed messages records put onto arlocal as one bundle, the
+stand-in's committed transactions, and one Prefect server shared by the test session.
+
+Records are built as the shim builds them (`kwil_sync.records.build_record`, one
+provider's sequence chain) but posted straight to arlocal as one L1 bundle and mined
+once, so a test does not wait for the shim, the upload flow and the bundler.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sqlite3
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from kwil_sync.arweave.ans104 import DataItem, EthereumSigner
+from kwil_sync.arweave.graphql import GraphQLPager
+from kwil_sync.arweave.signers import ArweaveSigner
+from kwil_sync.arweave.uploaders import DirectL1Uploader
+from kwil_sync.kwil.dbid import dbid
+from kwil_sync.kwil.payload import decode_action
+from kwil_sync.kwil.tx import parse_tx
+from kwil_sync.records import FIRST_PREV_ACTION_ID, build_record
+from kwil_sync.testing.arlocal import Arlocal
+from kwil_sync.testing.stack import LocalStack
+from kwil_sync.testing.workload import MESSAGES_SCHEMA
+
+__all__ = ["Call", "Provider", "committed_calls", "messages_calls", "messages_schema", "mine",
+           "post_bundle", "put_on_arlocal", "session_stack", "sign_chain", "wait_indexed"]
+
+DB_NAME = "messages"
+ROWS_SQL = "SELECT id, body, author, created_at FROM messages ORDER BY id"
+T0_MS = 1_700_000_000_000
+
+
+@dataclass(frozen=True)
+class Call:
+    """One twin action as a record carries it: its name and named string values."""
+
+    action: str
+    data: list[tuple[str, str]]
+
+
+@dataclass
+class Provider:
+    """A provider key and its database (dbid of the key and `name`)."""
+
+    key_hex: str
+    name: str = DB_NAME
+    signer: EthereumSigner = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.signer = EthereumSigner(self.key_hex)
+
+    @property
+    def address(self) -> str:
+        return self.signer.address
+
+    @property
+    def dbid(self) -> str:
+        return dbid(self.address, self.name)
+
+
+def messages_schema() -> dict[str, Any]:
+    """The messages workload's schema as `standin.deploy` takes it."""
+    return dict(json.loads(MESSAGES_SCHEMA.to_json()))
+
+
+def messages_calls(count: int, author: str, *, seed: int = 11) -> list[Call]:
+    """`count` twin actions: posts with unique ids, and some edits of earlier posts.
+
+    Every call has distinct values (edits carry their own number), so every record gets
+    its own Action-Id.
+    """
+    rng, calls, next_id = random.Random(seed), [], 1
+    for n in range(1, count + 1):
+        if next_id > 5 and rng.random() < 0.2:
+            post = rng.randrange(1, next_id)
+            calls.append(Call("edit_message_sync", [("$id", str(post)),
+                                                    ("$body", f"edit {n} of {post}"),
+                                                    ("$author", author)]))
+        else:
+            calls.append(Call("post_message_sync", [
+                ("$id", str(next_id)), ("$body", f"message {next_id} ✓ 'quoted'"),
+                ("$author", author), ("$created_at", str(T0_MS + n))]))
+            next_id += 1
+    return calls
+
+
+def sign_chain(provider: Provider, calls: Sequence[Call], *, first_sequence: int = 1,
+               prev_action_id: str = FIRST_PREV_ACTION_ID,
+               original_dbid: str | None = None) -> list[DataItem]:
+    """Sign `calls` as one provider's consecutive v2 records (Sequence, Prev-Action-Id)."""
+    items, prev = [], prev_action_id
+    for i, call in enumerate(calls):
+        item = build_record(provider.signer, original_dbid=original_dbid or provider.dbid,
+                            local_dbid=provider.dbid, local_db_name=provider.name,
+                            action_name=call.action, data=call.data,
+                            sequence=first_sequence + i, prev_action_id=prev,
+                            created_at_ms=T0_MS + first_sequence + i)
+        prev = item.tag("Action-Id") or ""
+        items.append(item)
+    return items
+
+
+def post_bundle(arlocal: Arlocal, items: Sequence[DataItem], *,
+                wallet: ArweaveSigner | None = None) -> ArweaveSigner:
+    """Post `items` as one L1 bundle paid by `wallet` (made and funded when None).
+
+    Returns the wallet, to post more with. Nothing is listed until `mine`.
+    """
+    if wallet is None:
+        wallet = ArweaveSigner.generate(2048)
+        arlocal.mint(wallet.address)
+    uploader = DirectL1Uploader(arlocal.url, wallet)
+    try:
+        uploader.upload(list(items))
+    finally:
+        uploader.close()
+    return wallet
+
+
+def mine(arlocal_url: str, timeout: float = 600) -> None:
+    """Mine a block on arlocal; it indexes bundled items one by one (~50-100 ms each)."""
+    httpx.get(f"{arlocal_url}/mine", timeout=timeout).raise_for_status()
+
+
+def put_on_arlocal(arlocal: Arlocal, items: Sequence[DataItem], *,
+                   wallet: ArweaveSigner | None = None) -> ArweaveSigner:
+    """Post `items` as one bundle and mine it; returns the paying wallet."""
+    wallet = post_bundle(arlocal, items, wallet=wallet)
+    mine(arlocal.url)
+    return wallet
+
+
+def wait_indexed(arlocal_url: str, original_dbid: str, count: int,
+                 timeout: float = 120) -> None:
+    """Wait until the gateway lists `count` records of `original_dbid`."""
+    pager = GraphQLPager(f"{arlocal_url}/graphql", "gateway")
+    deadline, seen = time.monotonic() + timeout, 0
+    while time.monotonic() < deadline:
+        seen = sum(1 for _ in pager.records({"Original-DBID": [original_dbid]}))
+        if seen >= count:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"only {seen} of {count} records of {original_dbid} were indexed")
+
+
+def committed_calls(chain_dir: Path, target: str, version: str = "v0.9") -> Counter[str]:
+    """How many transactions the stand-in executed successfully per (action, values).
+
+    Reads the stand-in's chain state (`--data-dir`): every committed transaction with
+    code 0 whose payload calls an action of `target`, keyed `action(json values)`.
+    """
+    with sqlite3.connect(f"file:{chain_dir / 'chain.sqlite'}?mode=ro", uri=True) as db:
+        rows = db.execute("SELECT tx FROM txs WHERE code = 0").fetchall()
+    counts: Counter[str] = Counter()
+    for (text,) in rows:
+        call = decode_action(version, parse_tx(json.loads(text)).payload)
+        if call.target != target:
+            continue
+        for arguments in call.arguments or [[]]:
+            values = [a["value"] for a in arguments]
+            counts[f"{call.action}({json.dumps(values, default=str)})"] += 1
+    return counts
+
+
+_STACK = pytest.StashKey[LocalStack]()
+
+
+def session_stack(request: pytest.FixtureRequest) -> LocalStack:
+    """One LocalStack with a Prefect server for the whole session (stopped at its end).
+
+    Each flow test module would otherwise wait for a server of its own.
+    """
+    config = request.config
+    stack = config.stash.get(_STACK, None)
+    if stack is None:
+        factory: pytest.TempPathFactory = request.getfixturevalue("tmp_path_factory")
+        stack = LocalStack(factory.mktemp("flows-stack"))
+        config.add_cleanup(stack.stop)
+        stack.start_prefect()
+        config.stash[_STACK] = stack
+    return stack
