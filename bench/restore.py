@@ -1,0 +1,249 @@
+"""Restore speed and memory: kwil-sync's restore vs the 2023 algorithm vs the read floor.
+
+Set-up (timed apart): a fresh arlocal gets `--records` version 2 records
+(`post_message_sync` of the messages workload, unique post ids, one provider key) as
+bundles of 1,000, one mined block each. Every way below restores onto its own fresh Kwil
+node stand-in, each in its own process (block interval `--block-interval`, 50 ms by
+default), with its own messages database:
+
+1. floor: GraphQL pager + `GatewayDataClient.fetch_many` over every record, no apply
+   (streamed across pages, and page by page as the replayer reads);
+2. core: `kwil_sync.replay.Replayer` wired as `flows.common.build_pipeline` wires it,
+   without Prefect;
+3. flow: the restore flow (`flows/restore.py`) against a Prefect server started by
+   `prefect_test_harness`, with saved KwilNode and ArweaveGateway blocks;
+4. baseline: the 2023 algorithm (`bench/baseline_2023.py`) on the first
+   `--baseline-records` records, its rate extrapolated to the rest.
+
+Checks: the core and flow targets each hold exactly one row per record, with equal
+rows, and every baseline row equals the core row of the same id. Memory: the log is
+extended to the largest `--memory-sizes` entry, then each size is restored in a fresh
+child process (the flow, and the core), whose peak RSS (VmHWM) is read at its end.
+
+Prints progress on stderr, then one JSON object as the last line of stdout.
+Run: `.venv/bin/python bench/restore.py [--records 10000] [--quick]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+if not __package__:  # run as `python bench/restore.py`: make `bench` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench._records import (  # noqa: E402
+    MessagesLog,
+    NodeProcess,
+    RunResult,
+    action_ids_in_order,
+    measure_floor,
+    run_core,
+    save_blocks,
+    start_arlocal,
+)
+from bench.baseline_2023 import restore_2023  # noqa: E402
+from kwil_sync.ethkeys import EthereumKey  # noqa: E402
+from kwil_sync.testing.arlocal import Arlocal  # noqa: E402
+
+PROVIDER_KEY = "11" * 32  # signs the log (the original provider)
+TARGET_KEY = "22" * 32  # owns every target database and signs the replayed actions
+AUTHOR = EthereumKey("33" * 32).address  # the user who wrote the posts
+
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=10_000)
+    parser.add_argument("--baseline-records", type=int, default=500)
+    parser.add_argument("--memory-sizes", default="2000,20000",
+                        help="comma-separated restore sizes for the peak RSS runs ('' skips)")
+    parser.add_argument("--memory-modes", default="flow,core")
+    parser.add_argument("--version", choices=["v0.9", "v0.10"], default="v0.9")
+    parser.add_argument("--block-interval", type=float, default=0.05)
+    parser.add_argument("--quick", action="store_true",
+                        help="1,000 records, 100 baseline records, memory at 200 and 2,000")
+    parser.add_argument("--memory-child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.memory_child:
+        from bench._records import memory_child
+        print(json.dumps(memory_child(json.loads(args.memory_child))), flush=True)
+        return
+    if args.quick:
+        args.records, args.baseline_records, args.memory_sizes = 1000, 100, "200,2000"
+    sizes = [int(s) for s in args.memory_sizes.split(",") if s.strip()]
+    print(json.dumps(run(args, sizes)))
+
+
+def run(args: argparse.Namespace, sizes: list[int]) -> dict[str, Any]:
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    out: dict[str, Any] = {"records": args.records, "kwil_version": args.version,
+                           "block_interval_s": args.block_interval, "page_size": 100,
+                           "batch_size": 100, "fetch_concurrency": 16,
+                           "node": "Kwil stand-in, its own process per way",
+                           "cores": os.cpu_count(), "load_avg_start": os.getloadavg()[0]}
+    owner = EthereumKey(TARGET_KEY).address
+    with start_arlocal() as gw, tempfile.TemporaryDirectory(prefix="bench-restore-") as tmp:
+        mark = time.perf_counter()
+        log = MessagesLog(gw, PROVIDER_KEY, AUTHOR)
+        log.extend(args.records)
+        out["setup_records_s"] = round(time.perf_counter() - mark, 1)
+        say(f"{args.records} records on arlocal in {out['setup_records_s']} s")
+        floor = measure_floor(gw.url, log.original_dbid, args.records)
+        out.update(floor)
+        say(f"floor: {floor['floor_actions_per_s']}/s streamed, "
+            f"{floor['floor_per_page_actions_per_s']}/s page by page")
+        with NodeProcess(owner, version=args.version,
+                         block_interval=args.block_interval) as core_node:
+            core = run_core(gw.url, log.original_dbid, core_node.url, args.version,
+                            core_node.target, TARGET_KEY, Path(tmp, "core.sqlite"))
+            _check_full(core, core_node, args.records, "core")
+            core_rows = core_node.rows()
+        say(f"core: {core.actions_per_s:.1f}/s ({core.seconds:.1f} s)")
+        mark = time.perf_counter()
+        with prefect_test_harness(server_startup_timeout=180):
+            out["prefect_startup_s"] = round(time.perf_counter() - mark, 1)
+            api_url = str(PREFECT_API_URL.value())
+            with NodeProcess(owner, version=args.version,
+                             block_interval=args.block_interval) as flow_node:
+                save_blocks("bench-flow", flow_node, gw.url, TARGET_KEY)
+                flow = _run_flow(log.original_dbid, flow_node, Path(tmp, "flow.sqlite"))
+                _check_full(flow, flow_node, args.records, "flow")
+                if flow_node.rows() != core_rows:
+                    raise SystemExit("the flow's target rows differ from the core's")
+            say(f"flow: {flow.actions_per_s:.1f}/s ({flow.seconds:.1f} s)")
+            memory = _memory_runs(args, gw, log, sizes, owner, api_url, Path(tmp))
+        baseline = _run_baseline(args, gw.url, log.original_dbid, owner, core_rows)
+    out.update(_summary(args, core, flow, baseline, floor))
+    out.update(memory)
+    out["load_avg_end"] = os.getloadavg()[0]
+    return out
+
+
+def _run_flow(original_dbid: str, node: NodeProcess, ledger: Path) -> RunResult:
+    from flows.restore import restore
+
+    heights = node.height()
+    mark = time.perf_counter()
+    report = restore(original_dbid, node.target, node="bench-flow-node",
+                     gateway="bench-flow-gateway", ledger_path=str(ledger))
+    seconds = time.perf_counter() - mark
+    return RunResult(seconds, report, node.height() - heights)
+
+
+def _check_full(result: RunResult, node: NodeProcess, records: int, what: str) -> None:
+    report = result.report
+    rows = node.count()
+    if rows != records or report["applied"] != records or report["failed"]:
+        raise SystemExit(f"{what}: {rows} rows and {report['applied']} applied for {records} "
+                         f"records ({report['failed']} failed, quarantined "
+                         f"{report['quarantined']})")
+
+
+def _run_baseline(args: argparse.Namespace, gateway_url: str, original_dbid: str, owner: str,
+                  core_rows: list[dict[str, Any]]) -> Any:
+    limit = min(args.baseline_records, args.records)
+    with NodeProcess(owner, version=args.version,
+                     block_interval=args.block_interval) as node:
+        say(f"baseline (2023 algorithm): {limit} records, one at a time ...")
+        result = restore_2023(f"{gateway_url}/graphql", gateway_url, original_dbid, node.url,
+                              TARGET_KEY, node.target, limit=limit, version=args.version)
+        rows = node.rows()
+    by_id = {row["id"]: row for row in core_rows}
+    if result.applied != limit or len(rows) != limit or any(by_id[r["id"]] != r for r in rows):
+        raise SystemExit(f"baseline: {result.applied} applied, {len(rows)} rows for {limit} "
+                         "records, or rows that differ from kwil-sync's")
+    say(f"baseline: {result.actions_per_s:.1f}/s ({result.seconds:.1f} s)")
+    return result
+
+
+def _memory_runs(args: argparse.Namespace, gw: Arlocal, log: MessagesLog, sizes: list[int],
+                 owner: str, api_url: str, tmp: Path) -> dict[str, Any]:
+    if not sizes:
+        return {}
+    mark = time.perf_counter()
+    log.extend(max(sizes))
+    out: dict[str, Any] = {"setup_memory_records_s": round(time.perf_counter() - mark, 1),
+                           "memory_log_records": log.count}
+    order = action_ids_in_order(gw.url, log.original_dbid)
+    for mode in [m for m in args.memory_modes.split(",") if m]:
+        for size in sizes:
+            with NodeProcess(owner, version=args.version,
+                             block_interval=args.block_interval) as node:
+                name = f"bench-mem-{mode}-{size}"
+                if mode == "flow":
+                    save_blocks(name, node, gw.url, TARGET_KEY)
+                spec = {"mode": mode, "name": name, "node_url": node.url,
+                        "target": node.target, "version": args.version,
+                        "gateway_url": gw.url, "original_dbid": log.original_dbid,
+                        "until": order[size - 1] if size < len(order) else None,
+                        "ledger": str(tmp / f"{name}.sqlite"), "key": TARGET_KEY}
+                child = _child(spec, api_url)
+                if node.count() != size or child["applied"] != size:
+                    raise SystemExit(f"memory run {name}: {node.count()} rows, "
+                                     f"{child['applied']} applied for {size} records")
+            suffix = "" if mode == "flow" else f"_{mode}"
+            label = f"{size // 1000}k" if size % 1000 == 0 else str(size)
+            out[f"peak_rss_mb{suffix}_{label}"] = child["peak_rss_mb"]
+            out[f"memory_run_actions_per_s{suffix}_{label}"] = child["actions_per_s"]
+            say(f"memory {mode} {size}: {child['peak_rss_mb']} MB peak RSS")
+        if len(sizes) > 1:
+            key = "" if mode == "flow" else f"_{mode}"
+            small, large = (f"{s // 1000}k" if s % 1000 == 0 else str(s)
+                            for s in (min(sizes), max(sizes)))
+            out[f"rss_growth_mb{key}"] = round(out[f"peak_rss_mb{key}_{large}"]
+                                               - out[f"peak_rss_mb{key}_{small}"], 1)
+    return out
+
+
+def _child(spec: dict[str, Any], api_url: str) -> dict[str, Any]:
+    """Run one memory restore in a fresh interpreter; its last stdout line is JSON."""
+    env = {**os.environ, "PREFECT_API_URL": api_url}
+    done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--memory-child",
+                           json.dumps(spec)], env=env, capture_output=True, text=True,
+                          check=False, timeout=3600)
+    if done.returncode != 0:
+        raise SystemExit(f"memory child {spec['name']} failed ({done.returncode}):\n"
+                         f"{done.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _summary(args: argparse.Namespace, core: RunResult, flow: RunResult, baseline: Any,
+             floor: dict[str, Any]) -> dict[str, Any]:
+    base = baseline.actions_per_s
+    floor_rate = floor["floor_actions_per_s"]
+    return {
+        "actions_per_s": round(flow.actions_per_s, 1),
+        "actions_per_s_flow": round(flow.actions_per_s, 1),
+        "actions_per_s_core": round(core.actions_per_s, 1),
+        "seconds_flow": round(flow.seconds, 2), "seconds_core": round(core.seconds, 2),
+        "blocks_flow": flow.blocks, "blocks_core": core.blocks,
+        "pages": core.report["pages"],
+        "baseline_records": baseline.records,
+        "baseline_extrapolated": baseline.records < args.records,
+        "baseline_actions_per_s": round(base, 2),
+        "baseline_seconds": round(baseline.seconds, 1),
+        "baseline_fetch_share": round(baseline.fetch_seconds / baseline.seconds, 3),
+        "baseline_estimated_full_s": round(args.records / base, 0),
+        "speedup_vs_2023": round(flow.actions_per_s / base, 1),
+        "speedup_vs_2023_core": round(core.actions_per_s / base, 1),
+        "ratio_to_floor": round(floor_rate / flow.actions_per_s, 2),
+        "ratio_to_floor_core": round(floor_rate / core.actions_per_s, 2),
+    }
+
+
+if __name__ == "__main__":
+    main()
