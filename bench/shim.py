@@ -9,11 +9,14 @@ the Irys bundler stand-in, a Prefect server, a process serving the
   is fsynced) while the threads send `--rate` calls per second, latency counted from
   each call's due time; `saturated`: the same for `--actions` more calls sent as fast
   as answers come back (the shim's ceiling, latency then mostly queueing);
-- `flow_runs_per_1000`: upload runs the shim submitted per 1,000 actions;
+- `flow_runs_per_1000`: upload runs the shim submitted per 1,000 actions (and when
+  they started executing, seconds after the burst began: a run's subprocess start
+  competes with the shim for the CPU; `over_50ms_due_s` shows when slow calls were due);
 - `lost`: answered item ids the bundler does not hold once the served runs drained
   the outbox (`doubled`: ids held more than once).
 Goal: p99 < 25 ms, >= 300 actions/s, lost 0. `--no-prefect` skips Prefect (the shim
-does not submit; the bench drains with the upload task's function).
+does not submit) and `--no-serve` (runs are submitted but not executed) drain the
+outbox with the upload task's function instead.
 
 Prints progress lines, then one JSON object as the last line.
 Run: `.venv/bin/python bench/shim.py [--actions 3000] [--concurrency 8] [--no-prefect]`.
@@ -39,7 +42,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import grpc
 import httpx
@@ -52,6 +55,9 @@ from kwil_sync.testing.kwil_node import ActionDef, Schema
 from kwil_sync.testing.procs import free_port, stop_process, wait_until
 from proto import extension_pb2, extension_pb2_grpc
 from shim.client import ShimClient
+
+if TYPE_CHECKING:
+    from prefect.deployments.runner import RunnerDeployment
 
 ROOT = _HERE.parent
 KEY = "6b" * 32
@@ -102,6 +108,17 @@ def serve_upload(work: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
     return spawn([sys.executable, "-c", code], env, work / "serve.log")
 
 
+def run_starts(env: dict[str, str], since: float) -> list[float]:
+    """Seconds after `since` (epoch) at which upload runs started executing."""
+    from datetime import datetime
+
+    response = httpx.post(f"{env['PREFECT_API_URL']}/flow_runs/filter", json={
+        "deployments": {"name": {"any_": ["upload"]}}})
+    response.raise_for_status()
+    return sorted(round(datetime.fromisoformat(run["start_time"]).timestamp() - since, 1)
+                  for run in response.json() if run.get("start_time"))
+
+
 def upload_runs(env: dict[str, str]) -> int:
     response = httpx.post(f"{env['PREFECT_API_URL']}/flow_runs/count", json={
         "deployments": {"name": {"any_": ["upload"]}}})
@@ -109,15 +126,18 @@ def upload_runs(env: dict[str, str]) -> int:
     return int(response.json())
 
 
+Samples = list[tuple[float, float]]  # (due time after the start, latency), seconds
+
+
 def drive(address: str, metadata: dict[str, str], first: int, count: int, concurrency: int,
-          rate: float | None = None) -> tuple[list[float], float, dict[int, str]]:
+          rate: float | None = None) -> tuple[Samples, float, dict[int, str]]:
     """Send `count` Execute calls from `concurrency` threads on one channel (as kwild).
 
     With `rate`, call k is due at start + k / rate and its latency counts from then (a
     call sent late because all threads were busy counts its wait too); without, every
     thread sends as fast as answers come back.
     """
-    latencies: list[float] = []
+    latencies: Samples = []
     answered: dict[int, str] = {}
     lock = threading.Lock()
     indexes = iter(range(count))
@@ -140,7 +160,7 @@ def drive(address: str, metadata: dict[str, str], first: int, count: int, concur
                 answer = stub.Execute(request, timeout=10)
                 took = time.perf_counter() - due
                 with lock:
-                    latencies.append(took)
+                    latencies.append((due - started, took))
                     answered[i] = json.loads(answer.outputs[0].value).rsplit("/", 1)[1]
 
         threads = [threading.Thread(target=worker) for _ in range(concurrency)]
@@ -152,11 +172,15 @@ def drive(address: str, metadata: dict[str, str], first: int, count: int, concur
     return latencies, wall, answered
 
 
-def figures(latencies: list[float], wall: float) -> dict[str, float]:
+def figures(samples: Samples, wall: float) -> dict[str, Any]:
+    latencies = [took for _, took in samples]
+    slow = [due for due, took in samples if took > 0.05]
     return {"p50_ms": round(percentile(latencies, 0.50) * 1000, 2),
             "p99_ms": round(percentile(latencies, 0.99) * 1000, 2),
             "max_ms": round(max(latencies) * 1000, 2),
-            "actions_per_s": round(len(latencies) / wall, 1)}
+            "actions_per_s": round(len(latencies) / wall, 1),
+            "over_50ms": len(slow),
+            "over_50ms_due_s": [round(min(slow), 2), round(max(slow), 2)] if slow else []}
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -174,6 +198,9 @@ def main() -> None:
                              "follows sends --actions more as fast as it can)")
     parser.add_argument("--no-prefect", action="store_true",
                         help="no Prefect server; the bench drains the outbox itself")
+    parser.add_argument("--no-serve", action="store_true",
+                        help="Prefect server, but nothing executes the submitted runs (they "
+                             "stay scheduled); the bench drains the outbox itself")
     parser.add_argument("--drain-timeout", type=float, default=300,
                         help="seconds to wait for served upload runs to drain the outbox")
     args = parser.parse_args()
@@ -204,7 +231,12 @@ def main() -> None:
             from blocks.arweave import Bundler
 
             Bundler(kind="irys", url=bundler_url).save("bench-bundler", overwrite=True)
-            procs.append(serve_upload(work, env))
+            if args.no_serve:  # register only: submitted runs stay scheduled
+                from flows.upload import upload
+
+                cast("RunnerDeployment", upload.to_deployment("upload")).apply()
+            else:
+                procs.append(serve_upload(work, env))
             wait_until(lambda: httpx.get(f"{env['PREFECT_API_URL']}/deployments/name/"
                                          "kwil-sync-upload/upload").status_code == 200,
                        timeout=180, interval=0.5, what="the served upload deployment",
@@ -221,6 +253,7 @@ def main() -> None:
                        process=procs[-1])
         drive(address, metadata, 10**6, 50, args.concurrency)  # warm up: channel, caches
         runs_before = 0 if args.no_prefect else upload_runs(env)
+        burst_epoch = time.time()
         log(f"{args.actions} save_action calls, {args.concurrency} threads, paced at "
             f"{args.rate}/s ...")
         latencies, wall, answered = drive(address, metadata, 0, args.actions, args.concurrency,
@@ -235,7 +268,7 @@ def main() -> None:
         log(f"saturated: {saturated}; draining ...")
         drain_started = time.perf_counter()
         with ShimClient(address, timeout=30) as shim:
-            if args.no_prefect:
+            if args.no_prefect or args.no_serve:
                 from tasks.upload import upload_pending
 
                 while upload_pending(shim, IrysUploader(bundler_url), holder="bench",
@@ -244,6 +277,7 @@ def main() -> None:
             wait_until(lambda: shim.status(local)[0].pending == 0, timeout=args.drain_timeout,
                        interval=1.0, what="served upload runs draining the outbox")
         drain_s = time.perf_counter() - drain_started
+        starts = [] if args.no_prefect else run_starts(env, burst_epoch)
         found = Counter(r.id for r in GraphQLPager(bundler_url + "/graphql", "irys").records(
             {"Original-DBID": [local]}))
         result: dict[str, Any] = {
@@ -254,6 +288,8 @@ def main() -> None:
             "lost": sum(1 for item_id in answered.values() if item_id not in found),
             "doubled": sum(1 for n in found.values() if n > 1),
             "drain_s": round(drain_s, 1), "prefect": not args.no_prefect,
+            "served": not (args.no_prefect or args.no_serve),
+            "upload_runs_started_s": starts,
         }
         result["goal_met"] = (paced["p99_ms"] < 25 and paced["actions_per_s"] >= 300
                               and saturated["actions_per_s"] >= 300 and result["lost"] == 0)
