@@ -154,6 +154,10 @@ class ShimService:
             raise InvalidRequest("save_action needs a database name and an action name")
         local = local_dbid or self.local_dbid(local_db_name)
         original = original_dbid or local
+        key = action_id(original, action_name, list(values))
+        known = self.outbox.get(key)
+        if known is not None:  # a repeat: the stored answer, even if the provider is down
+            return SavedAction(known)
         try:
             names = self.catalog.parameters(local, action_name)
         except UnknownActionError as exc:
@@ -168,7 +172,6 @@ class ShimService:
             raise InvalidRequest(f"the record of {action_name} would be {size} bytes, over the "
                                  f"{MAX_DOCUMENT_BYTES}-byte limit: store large values elsewhere "
                                  "and pass a reference")
-        key = action_id(original, action_name, list(values))
 
         def build(sequence: int, prev: str) -> DataItem:
             return build_record(self.signer, original_dbid=original, local_dbid=local,

@@ -184,18 +184,23 @@ def test_execute_refuses_an_unknown_method_and_a_foreign_provider(
     assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
 
 
-def test_execute_is_unavailable_while_the_provider_is_down(
+def test_execute_while_the_provider_is_down(
         extension: extension_pb2_grpc.ExtensionServiceStub, node: KwilNodeStandIn,
         shim: RunningShim) -> None:
     metadata = initialized(extension, local_db_name=NAME)
+    earlier = execute(extension, metadata, "insert_message_sync", 1, "a", "b")
     node.go_down()
     try:
-        error = refusal(lambda: execute(extension, metadata, "ping"))
+        # parameters already read stay cached; a repeat is answered from the outbox alone
+        assert execute(extension, metadata, "insert_message_sync", 1, "a", "b") == earlier
+        cached = execute(extension, metadata, "ping")
+        # an action the shim has not seen needs the provider: UNAVAILABLE, nothing stored
+        error = refusal(lambda: execute(extension, metadata, "added_later", 1))
     finally:
         node.come_up()
     assert error.code() == grpc.StatusCode.UNAVAILABLE
-    assert json.loads(execute(extension, metadata, "ping").outputs[0].value).startswith(
-        "https://arweave.net/")
+    assert json.loads(cached.outputs[0].value).startswith("https://arweave.net/")
+    assert shim.outbox.pending_count() == 2
 
 
 def test_dbsync_sync_answers_ok_and_checks_its_input(channel: grpc.Channel) -> None:
