@@ -93,10 +93,11 @@ class _Backoff:
 
 
 def _parts(call: Any) -> tuple[str, str, Any]:
-    if isinstance(call, tuple | list):
-        target, action, arguments = call
-        return target, action, arguments
-    return call.target, call.action, call.arguments
+    """(target, action, arguments) of an ActionCall-like object or a 3-tuple."""
+    if hasattr(call, "target"):
+        return call.target, call.action, call.arguments
+    target, action, arguments = call
+    return target, action, arguments
 
 
 class NoncePipeline:
