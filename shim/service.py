@@ -101,6 +101,7 @@ class ShimService:
 
         Raises:
             InvalidRequest: If `local_db_name` is missing or a value is malformed.
+            WrongProvider: If the metadata was completed for another provider key.
         """
         name = (metadata.get("local_db_name") or "").strip()
         if not name:
@@ -108,6 +109,7 @@ class ShimService:
                                  "`use db_sync {local_db_name: '<database name>'} as db_sync;`")
         if len(name) > _MAX_NAME:
             raise InvalidRequest(f"local_db_name is {len(name)} characters; at most {_MAX_NAME}")
+        self._check_provider(metadata, name)
         local = self.local_dbid(name, "v0.9")  # remote extensions exist up to kwild v0.9 only
         original = (metadata.get("original_dbid") or "").strip() or local
         if not _DBID.match(original):
@@ -133,14 +135,18 @@ class ShimService:
         if not name:
             raise InvalidRequest("Execute metadata lacks local_db_name: the database was not "
                                  "initialized by db_sync; redeploy its schema")
+        self._check_provider(metadata, name)
+        return self.save(local_db_name=name, original_dbid=metadata.get("original_dbid", ""),
+                         local_dbid=metadata.get("local_dbid", ""), action_name=action_name,
+                         values=values)
+
+    def _check_provider(self, metadata: Mapping[str, str], name: str) -> None:
+        """Metadata completed earlier (kwild re-sends it at node start) must name our key."""
         provider = metadata.get("provider_address")
         if provider and provider.lower() != self.signer.address.lower():
             raise WrongProvider(
                 f"database {name} was initialized by provider {provider}, but this shim signs "
                 f"as {self.signer.address}: start the shim with that provider's key")
-        return self.save(local_db_name=name, original_dbid=metadata.get("original_dbid", ""),
-                         local_dbid=metadata.get("local_dbid", ""), action_name=action_name,
-                         values=values)
 
     def save(self, *, local_db_name: str, action_name: str, values: Sequence[str],
              original_dbid: str = "", local_dbid: str = "") -> SavedAction:

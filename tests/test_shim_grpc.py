@@ -101,6 +101,11 @@ def test_initialize_completes_the_2023_metadata(
     again = initialized(extension, local_db_name=NAME, original_dbid=original, other="kept")
     assert (again["original_dbid"], again["local_dbid"], again["other"]) == (
         original, LOCAL, "kept")
+    assert initialized(extension, **again) == again  # kwild re-sends it at node start
+    error = refusal(lambda: extension.Initialize(extension_pb2.InitializeRequest(
+        metadata={**again, "provider_address": "0x" + "12" * 20}), timeout=5))
+    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert ADDRESS in (error.details() or "")
 
 
 @pytest.mark.parametrize(("metadata", "words"), [
