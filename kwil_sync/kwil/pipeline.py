@@ -163,16 +163,16 @@ class NoncePipeline:
             _Run(self, payloads, outcomes, on_signed).run()
         return [outcomes[i] for i in range(len(calls))]
 
-    def pending_nonce(self) -> int:
+    def _pending_nonce(self) -> int:
         """The signer's last nonce as the node sees it, mempool included."""
         return int(self._retrying(lambda: self.client.account_nonce(self.address,
                                                                     pending=True)))
 
-    def status(self, digest: str) -> TxStatus | None:
+    def _status(self, digest: str) -> TxStatus | None:
         status: TxStatus | None = self._retrying(lambda: self.client.tx_query(digest))
         return status
 
-    def send(self, index: int, payload: bytes, nonce: int,
+    def _send(self, index: int, payload: bytes, nonce: int,
              on_signed: Callable[[int, str], None] | None) -> _Sent | TxOutcome | None:
         """Sign and broadcast one; None when its nonce is taken (resync and sign again)."""
         tx = build_tx(self._key, payload, description=self.description, fee="0", nonce=nonce,
@@ -186,6 +186,8 @@ class NoncePipeline:
             except DuplicateTx:
                 pass  # an earlier attempt got through
             except NonceError:
+                if self._known(digest):  # an earlier attempt got through, its answer did not
+                    break
                 return None
             except (WrongChainId, InvalidSignature):
                 raise
@@ -242,7 +244,7 @@ class _Run:
             raise self.error
 
     def _send_loop(self) -> None:
-        next_nonce = self.p.pending_nonce() + 1
+        next_nonce = self.p._pending_nonce() + 1
         taken = 0  # nonces taken in a row from under us
         while True:
             with self.cond:
@@ -254,7 +256,7 @@ class _Run:
                 resync = self.forgotten
                 index = self.todo[0]
             if not resync:
-                sent = self.p.send(index, self.payloads[index], next_nonce, self.on_signed)
+                sent = self.p._send(index, self.payloads[index], next_nonce, self.on_signed)
                 if sent is not None:
                     taken = 0
                     with self.cond:
@@ -276,7 +278,7 @@ class _Run:
         with self.cond:
             self.paused = True
             held = list(self.inflight.items())
-        statuses = [(index, sent, self.p.status(sent.tx_hash)) for index, sent in held]
+        statuses = [(index, sent, self.p._status(sent.tx_hash)) for index, sent in held]
         with self.cond:
             for index, sent, status in statuses:
                 if status is None:
@@ -289,7 +291,7 @@ class _Run:
             self.todo.extend(ordered)
             self.forgotten = self.paused = False
             self.cond.notify_all()
-        return self.p.pending_nonce() + 1
+        return self.p._pending_nonce() + 1
 
     def _landed(self, index: int, sent: _Sent, status: TxStatus) -> None:
         self.outcomes[index] = TxOutcome(index, sent.tx_hash, status.code, status.log,
