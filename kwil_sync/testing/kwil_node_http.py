@@ -6,8 +6,9 @@ does this. `HttpFront` serves on an asyncio loop in its own thread (no thread pe
 connection); requests that wait (commit-mode broadcasts, `standin.*` controls) run on
 a worker pool. Opening and closing the port is how "down" is modelled.
 
-Only what JSON-RPC clients send is understood: a request line, headers, and a body
-of `Content-Length` bytes (no chunked bodies, no keep-alive).
+Only what JSON-RPC clients send is understood: a request line, headers (with
+`Expect: 100-continue`), and a body of `Content-Length` bytes (no chunked bodies, no
+keep-alive).
 """
 
 from __future__ import annotations
@@ -128,7 +129,7 @@ class HttpFront:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            status, answer = await self._answer(reader)
+            status, answer = await self._answer(reader, writer)
             if self._faults.delay:
                 await asyncio.sleep(self._faults.delay)
             writer.write(_response(status, answer))
@@ -138,7 +139,8 @@ class HttpFront:
         finally:
             writer.close()
 
-    async def _answer(self, reader: asyncio.StreamReader) -> tuple[int, dict[str, Any]]:
+    async def _answer(self, reader: asyncio.StreamReader,
+                      writer: asyncio.StreamWriter) -> tuple[int, dict[str, Any]]:
         head = await reader.readuntil(b"\r\n\r\n")
         if len(head) > _MAX_HEAD:
             return 413, {"error": "headers too large"}
@@ -156,6 +158,8 @@ class HttpFront:
         length = int(headers["content-length"])
         if length > _MAX_BODY:
             return 413, {"error": "body too large"}
+        if headers.get("expect", "").lower() == "100-continue":  # curl, for bodies over 1 KiB
+            writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         return await self._rpc(await reader.readexactly(length))
 
     async def _rpc(self, body: bytes) -> tuple[int, dict[str, Any]]:
