@@ -33,8 +33,9 @@ from kwil_sync.testing.arlocal import Arlocal
 from kwil_sync.testing.stack import LocalStack
 from kwil_sync.testing.workload import MESSAGES_SCHEMA
 
-__all__ = ["Call", "Provider", "committed_calls", "messages_calls", "messages_schema", "mine",
-           "post_bundle", "put_on_arlocal", "session_stack", "sign_chain", "wait_indexed"]
+__all__ = ["Call", "Provider", "committed_calls", "expected_rows", "messages_calls",
+           "messages_schema", "mine", "post_bundle", "put_on_arlocal", "session_stack",
+           "sign_chain", "wait_indexed"]
 
 DB_NAME = "messages"
 ROWS_SQL = "SELECT id, body, author, created_at FROM messages ORDER BY id"
@@ -93,6 +94,20 @@ def messages_calls(count: int, author: str, *, seed: int = 11) -> list[Call]:
                 ("$author", author), ("$created_at", str(T0_MS + n))]))
             next_id += 1
     return calls
+
+
+def expected_rows(calls: list[Call]) -> list[dict[str, Any]]:
+    """What the messages table holds after applying `calls` in order."""
+    rows: dict[int, dict[str, Any]] = {}
+    for call in calls:
+        values = dict(call.data)
+        post = int(values["$id"])
+        if call.action == "post_message_sync":
+            rows[post] = {"id": post, "body": values["$body"], "author": values["$author"],
+                          "created_at": int(values["$created_at"])}
+        elif rows[post]["author"] == values["$author"]:
+            rows[post]["body"] = values["$body"]
+    return [rows[k] for k in sorted(rows)]
 
 
 def sign_chain(provider: Provider, calls: Sequence[Call], *, first_sequence: int = 1,

@@ -32,6 +32,7 @@ from helpers_records import (
     Call,
     Provider,
     committed_calls,
+    expected_rows,
     messages_calls,
     messages_schema,
     mine,
@@ -48,9 +49,9 @@ from kwil_sync.testing.stack import PROJECT_ROOT, LocalStack, standin_call
 RECORDS = 300
 KILLS = 5
 SEED = 20240605
-ORIGINAL = Provider("a1" * 32)  # wrote the log
-TARGET_KEY = "b2" * 32  # the provider restored onto (owns both target databases)
-AUTHOR = EthereumKey("c3" * 32).address  # the user who posted on the original provider
+ORIGINAL = Provider("71" * 32)  # wrote the log
+TARGET_KEY = "72" * 32  # the provider restored onto (owns both target databases)
+AUTHOR = EthereumKey("73" * 32).address  # the user who posted on the original provider
 CHAIN_ID = "h8-kill-chain"
 
 # The restore flow, run as its own process so it can be killed anywhere.
@@ -143,20 +144,6 @@ def _states(world: World, target: str) -> dict[str, int]:
         return {}
 
 
-def _expected_rows(calls: list[Call]) -> list[dict[str, Any]]:
-    """What the messages table holds after applying `calls` in order."""
-    rows: dict[int, dict[str, Any]] = {}
-    for call in calls:
-        values = dict(call.data)
-        post = int(values["$id"])
-        if call.action == "post_message_sync":
-            rows[post] = {"id": post, "body": values["$body"], "author": values["$author"],
-                          "created_at": int(values["$created_at"])}
-        elif rows[post]["author"] == values["$author"]:
-            rows[post]["body"] = values["$body"]
-    return [rows[k] for k in sorted(rows)]
-
-
 def _rows(world: World, target: str) -> list[dict[str, Any]]:
     return list(standin_call(world.node_url, "rows", target=target, sql=ROWS_SQL)["rows"])
 
@@ -168,7 +155,7 @@ def test_restore_killed_five_times_ends_like_an_uninterrupted_one(world: World) 
     process, out = _start_restore(world, world.reference, "restore-reference")
     reference = _finish(process, out)
     duration = time.monotonic() - started
-    expected = _expected_rows(world.calls)
+    expected = expected_rows(world.calls)
     assert reference["applied"] == RECORDS and reference["quarantined"] == {}
     assert _rows(world, world.reference) == expected
 
