@@ -123,6 +123,7 @@ def flush(bundler: BundlerStandIn) -> None:
 
 
 @pytest.mark.arlocal
+@pytest.mark.timeout(900)  # arlocal indexes 1,000 items in ~30 s idle, minutes when busy
 def test_sigkill_mid_burst_loses_and_doubles_nothing(arlocal: Arlocal, tmp_path: Path) -> None:
     name = f"crash{uuid.uuid4().hex[:8]}"
     node = KwilNodeStandIn.start(version="v0.9")
