@@ -397,6 +397,10 @@ class AsyncKwilClient:
         version = await self.version()
         return await self._run(_Requests.call(version, target, action, arguments, sender))
 
+    async def estimate_price(self, tx: dict[str, Any]) -> str:
+        return await self._run(_Call("user.estimate_price", {"tx": tx},
+                                     lambda r: str(r.get("price") or "0")))
+
     async def aclose(self) -> None:
         if self._own_http:
             await self._http.aclose()
