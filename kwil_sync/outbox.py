@@ -23,7 +23,8 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,6 +138,18 @@ class Outbox:
         with self._lock:
             self._db.close()
 
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction under the lock; committed (fsynced) or rolled back."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
     def get(self, action_id: str) -> StoredItem | None:
         """The stored item for `action_id`, or None."""
         with self._lock:
@@ -162,34 +175,25 @@ class Outbox:
             build: Called with (sequence, prev_action_id) inside the transaction; returns
                 the signed data item. If it raises, nothing is stored.
         """
-        with self._lock:
+        with self._write() as db:
             stored = self._get(action_id)
             if stored is not None:
                 return stored
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                chain = self._db.execute(
-                    "SELECT sequence, last_action_id FROM chains "
-                    "WHERE provider = ? AND original_dbid = ?", (provider, original_dbid)
-                ).fetchone()
-                sequence, prev = (chain[0] + 1, chain[1]) if chain else (1, FIRST_PREV_ACTION_ID)
-                item = build(sequence, prev)
-                created = _now_ms()
-                self._db.execute(
-                    "INSERT INTO items (action_id, item_id, provider, original_dbid, sequence, "
-                    "raw, created_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (action_id, item.id, provider, original_dbid, sequence, item.raw, created))
-                self._db.execute(
-                    "INSERT INTO chains (provider, original_dbid, sequence, last_action_id) "
-                    "VALUES (?, ?, ?, ?) ON CONFLICT (provider, original_dbid) DO UPDATE SET "
-                    "sequence = excluded.sequence, last_action_id = excluded.last_action_id",
-                    (provider, original_dbid, sequence, action_id))
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            return StoredItem(action_id, item.id, provider, original_dbid, sequence, created,
-                              repeated=False)
+            chain = db.execute("SELECT sequence, last_action_id FROM chains "
+                               "WHERE provider = ? AND original_dbid = ?",
+                               (provider, original_dbid)).fetchone()
+            sequence, prev = (chain[0] + 1, chain[1]) if chain else (1, FIRST_PREV_ACTION_ID)
+            item = build(sequence, prev)
+            created = _now_ms()
+            db.execute("INSERT INTO items (action_id, item_id, provider, original_dbid, sequence, "
+                       "raw, created_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       (action_id, item.id, provider, original_dbid, sequence, item.raw, created))
+            db.execute("INSERT INTO chains (provider, original_dbid, sequence, last_action_id) "
+                       "VALUES (?, ?, ?, ?) ON CONFLICT (provider, original_dbid) DO UPDATE SET "
+                       "sequence = excluded.sequence, last_action_id = excluded.last_action_id",
+                       (provider, original_dbid, sequence, action_id))
+        return StoredItem(action_id, item.id, provider, original_dbid, sequence, created,
+                          repeated=False)
 
     def pending(self, limit: int, *, holder: str = "", lease_seconds: float = 300.0
                 ) -> list[PendingItem]:
@@ -200,22 +204,15 @@ class Outbox:
         same bytes). An empty holder reads without taking a lease.
         """
         now = _now_ms()
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                rows = self._db.execute(
-                    "SELECT id, item_id, action_id, original_dbid, sequence, raw FROM items "
-                    "WHERE state = 'pending' AND (lease_holder IS NULL OR lease_holder = ? "
-                    "OR lease_until_ms < ?) ORDER BY id LIMIT ?", (holder, now, limit)
-                ).fetchall()
-                if holder and rows:
-                    self._db.executemany(
-                        "UPDATE items SET lease_holder = ?, lease_until_ms = ? WHERE id = ?",
-                        [(holder, now + int(lease_seconds * 1000), row[0]) for row in rows])
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._write() as db:
+            rows = db.execute(
+                "SELECT id, item_id, action_id, original_dbid, sequence, raw FROM items "
+                "WHERE state = 'pending' AND (lease_holder IS NULL OR lease_holder = ? "
+                "OR lease_until_ms < ?) ORDER BY id LIMIT ?", (holder, now, limit)).fetchall()
+            if holder and rows:
+                db.executemany(
+                    "UPDATE items SET lease_holder = ?, lease_until_ms = ? WHERE id = ?",
+                    [(holder, now + int(lease_seconds * 1000), row[0]) for row in rows])
         return [PendingItem(item_id, action_id, dbid, seq, bytes(raw))
                 for _, item_id, action_id, dbid, seq, raw in rows]
 
@@ -231,30 +228,21 @@ class Outbox:
         receipts = receipts or {}
         now = _now_ms()
         acknowledged, unknown = 0, []
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                for item_id in dict.fromkeys(item_ids):
-                    row = self._db.execute(
-                        "SELECT provider, original_dbid, state FROM items WHERE item_id = ?",
-                        (item_id,)).fetchone()
-                    if row is None:
-                        unknown.append(item_id)
-                        continue
-                    acknowledged += 1
-                    if row[2] == "uploaded":
-                        continue
-                    self._db.execute(
-                        "UPDATE items SET state = 'uploaded', receipt = ?, uploaded_at_ms = ?, "
-                        "lease_holder = NULL, lease_until_ms = NULL WHERE item_id = ?",
-                        (receipts.get(item_id), now, item_id))
-                    self._db.execute(
-                        "UPDATE chains SET last_uploaded_id = ? "
-                        "WHERE provider = ? AND original_dbid = ?", (item_id, row[0], row[1]))
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._write() as db:
+            for item_id in dict.fromkeys(item_ids):
+                row = db.execute("SELECT provider, original_dbid, state FROM items "
+                                 "WHERE item_id = ?", (item_id,)).fetchone()
+                if row is None:
+                    unknown.append(item_id)
+                    continue
+                acknowledged += 1
+                if row[2] == "uploaded":
+                    continue
+                db.execute("UPDATE items SET state = 'uploaded', receipt = ?, uploaded_at_ms = ?, "
+                           "lease_holder = NULL, lease_until_ms = NULL WHERE item_id = ?",
+                           (receipts.get(item_id), now, item_id))
+                db.execute("UPDATE chains SET last_uploaded_id = ? "
+                           "WHERE provider = ? AND original_dbid = ?", (item_id, row[0], row[1]))
         return AckResult(acknowledged, unknown)
 
     def status(self, original_dbid: str = "") -> list[ChainStatus]:
