@@ -13,6 +13,7 @@ from typing import Any, cast
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
+from prefect.blocks.core import Block
 from prefect.runtime import flow_run
 
 from blocks.arweave import Bundler
@@ -20,6 +21,15 @@ from blocks.shim import SyncShim
 from tasks.upload import upload_batch
 
 __all__ = ["upload"]
+
+
+def _load(block_type: type[Block], name: str) -> Block:
+    try:
+        return cast(Block, block_type.load(name))
+    except ValueError as exc:  # Prefect's "Unable to find block document named ..."
+        raise ValueError(
+            f"no {block_type.get_block_type_name()} block named {name!r}: create it (see "
+            f"docs/SHIM.md) or pass the name of an existing one ({exc})") from exc
 
 
 @flow(name="kwil-sync-upload", log_prints=False)
@@ -39,8 +49,8 @@ def upload(shim_address: str | None = None, shim_block: str = "kwil-sync-shim",
         Counts: uploaded, already_there (accepted as repeats), batches, remaining.
     """
     logger = get_run_logger()
-    address = shim_address or cast(SyncShim, SyncShim.load(shim_block)).address
-    uploader = cast(Bundler, Bundler.load(bundler_block)).get_uploader()
+    address = shim_address or cast(SyncShim, _load(SyncShim, shim_block)).address
+    uploader = cast(Bundler, _load(Bundler, bundler_block)).get_uploader()
     holder = str(flow_run.get_id() or uuid.uuid4())
     uploaded = already_there = batches = remaining = 0
     while batches < max_batches:

@@ -147,3 +147,10 @@ def test_shim_config_from_a_kwil_node_block(harness: None) -> None:
     flags_win = config_from_args(build_parser().parse_args([
         "--kwil-node-block", "shim-test-node", "--kwil-url", "http://127.0.0.1:8"]))
     assert flags_win.kwil_url == "http://127.0.0.1:8"
+
+
+def test_a_missing_block_is_named(harness: None) -> None:
+    from flows.upload import upload
+
+    with pytest.raises(ValueError, match="block named 'nope'"):
+        upload(shim_address="127.0.0.1:1", bundler_block="nope")
