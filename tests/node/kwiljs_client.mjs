@@ -50,7 +50,7 @@ function body(action, values) {
 const realHash = (h) => (v09 ? h : Buffer.from(h, "hex").toString("base64"));
 
 async function committed(hash) {
-  for (let i = 0; i < 200; i++) {
+  for (let i = 0; i < 800; i++) {
     try {
       const info = await kwil.txInfo(hash);
       if (info.data && Number(info.data.height) > 0) {
