@@ -185,6 +185,9 @@ def test_error_mapping_from_kwild_payloads():
     commit_failure = error_from_rpc(-201, "broadcast error", {
         "tx_code": 4294967295, "hash": "cd", "message": 'action "nope" not found'})
     assert isinstance(commit_failure, UnknownAction) and commit_failure.tx_hash == "cd"
+    sql_failure = error_from_rpc(-201, "broadcast error", {
+        "tx_code": 4294967295, "hash": "ef", "message": "ERROR: relation already exists"})
+    assert type(sql_failure) is TxFailed  # an execution failure, not a duplicate tx
     assert isinstance(error_from_rpc(-300, "cannot call owner action, not owner"), NotOwner)
     assert isinstance(error_from_rpc(-301, "dataset not found"), UnknownAction)
     plain = error_from_rpc(-32602, "invalid params")

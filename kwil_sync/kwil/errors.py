@@ -184,7 +184,9 @@ def _broadcast_error(message: str, data: Any) -> KwilError:
         TX_WRONG_CHAIN: WrongChainId, TX_INVALID_NONCE: NonceError,
         TX_INVALID_SIGNATURE: InvalidSignature,
     }
-    kind = kinds.get(tx_code) or _kind_from_log(log)
+    kind = kinds.get(tx_code)
+    if kind is None and tx_code != tx_unknown_error_code("v0.9"):  # v0.9: a failed execution
+        kind = _kind_from_log(log)
     if kind is not None:
         return kind(message, tx_code=tx_code, tx_hash=tx_hash, log=log, data=data)
     if tx_code >= _FIRST_ENGINE_CODE:  # v0.9 commit mode reports execution failures here
