@@ -36,6 +36,7 @@ from helpers_records import (
 
 from kwil_sync.ethkeys import EthereumKey
 from kwil_sync.testing.arlocal import Arlocal
+from kwil_sync.testing.procs import stop_process
 from kwil_sync.testing.stack import PROJECT_ROOT, LocalStack, standin_call
 
 RECORDS = 40
@@ -107,7 +108,11 @@ def world(request: pytest.FixtureRequest, arlocal: Arlocal) -> Iterator[World]:
                             ready=partial(_worker_polls, stack, name), timeout=120)
         mining.result()
     wait_indexed(arlocal.url, ORIGINAL.dbid, RECORDS)
-    yield World(stack, nodes, targets, output)
+    try:
+        yield World(stack, nodes, targets, output)
+    finally:  # the rest of the session needs no workers polling
+        for n in (1, 2):
+            stop_process(stack.processes.pop(f"h8-worker-{n}"), timeout=10)
 
 
 def _pause_upload_schedule() -> None:
