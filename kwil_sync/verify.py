@@ -39,6 +39,7 @@ from kwil_sync.records import (
     V2_TAGS,
     ItemProof,
     SyncRecord,
+    action_id,
 )
 
 __all__ = ["REASONS", "TrustPolicy", "Verdict", "verify_record"]
@@ -53,6 +54,8 @@ REASONS: dict[str, str] = {
     "bad-signature": "the Signature tag is not a 65-byte signature that recovers a key",
     "signer-mismatch": "Signature was made by another key than Provider-Address",
     "payload-hash-mismatch": "the document does not hash to Payload-SHA256",
+    "action-id-mismatch": "the Action-Id is not the one its database, action and values "
+                          "derive (a replayed or reused id)",
     "item-id-mismatch": "the item id is not the hash of its signature",
     "bad-item-signature": "the data item signature does not verify",
     "item-owner-mismatch": "the data item was signed by another key than Provider-Address",
@@ -131,6 +134,9 @@ def verify_record(record: SyncRecord, tx: TxRecord | None, policy: TrustPolicy) 
             actual = hashlib.sha256(record.document).hexdigest()
             if actual != record.payload_sha256:
                 raise _Refused("payload-hash-mismatch", f"sha256 is {actual}")
+            derived = action_id(record.original_dbid, record.action_name, record.values)
+            if record.action_id != derived:
+                raise _Refused("action-id-mismatch", f"{record.action_id} should be {derived}")
         _check_item(record, tx, public_key, policy)
         if not policy.trusts(signer, record.local_db_name):
             raise _Refused("untrusted-signer", f"{signer} is not trusted for "

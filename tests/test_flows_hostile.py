@@ -42,7 +42,7 @@ from kwil_sync.arweave.signers import b64url_decode
 from kwil_sync.arweave.tags import Tag
 from kwil_sync.ethkeys import EthereumKey
 from kwil_sync.ledger import Ledger
-from kwil_sync.records import APPLICATION, RECORD_TYPE, canonical_text
+from kwil_sync.records import APPLICATION, RECORD_TYPE, action_id, canonical_text
 from kwil_sync.testing.arlocal import Arlocal, node_dir
 from kwil_sync.testing.kwil_node_schema import ActionDef, Schema
 from kwil_sync.testing.stack import LocalStack, standin_call
@@ -93,15 +93,16 @@ def _doc(action: str, data: list[tuple[str, str]]) -> bytes:
 
 
 def hostile_log(good: list[DataItem]) -> dict[str, tuple[DataItem, str]]:
-    """Name -> (item, the reason it must be quarantined for; "" when only collapsed).
+    """Name -> (item, the reason it must be quarantined for).
 
     Records refused before ordering reuse sequence numbers of good records (they never
-    reach the sequencer); those refused at apply time, and the replay, extend A's chain.
+    reach the sequencer); the one refused at apply time extends A's chain.
     """
     aid = [str(item.tag("Action-Id")) for item in good]
     post = _doc("post_message_sync", [("$id", "777"), ("$body", "forged"),
                                       ("$author", AUTHOR), ("$created_at", "1")])
-    unknown = _signed_by_a(_doc("drop_all_messages", [("$id", "1")]), action_id="unknown-1",
+    unknown_id = action_id(ORIGINAL.dbid, "drop_all_messages", ["1"])
+    unknown = _signed_by_a(_doc("drop_all_messages", [("$id", "1")]), action_id=unknown_id,
                            sequence=GOOD + 1, prev=aid[-1])
     return {
         "untrusted signer": (sign_chain(STRANGER, [Call("post_message_sync", [
@@ -126,7 +127,7 @@ def hostile_log(good: list[DataItem]) -> dict[str, tuple[DataItem, str]]:
             "oversize"),
         "unknown action": (unknown, "unknown-action"),
         "replayed Action-Id": (_signed_by_a(post, action_id=aid[1], sequence=GOOD + 2,
-                                            prev="unknown-1"), ""),
+                                            prev=unknown_id), "action-id-mismatch"),
     }
 
 
@@ -223,7 +224,7 @@ def test_forged_and_broken_records_are_quarantined_never_applied(world: World) -
             wanted[reason] = wanted.get(reason, 0) + 1
     assert report["quarantined"] == wanted
     assert report["applied"] == GOOD and report["failed"] == 0
-    assert report["duplicates"] == 1  # the replayed Action-Id collapsed onto the first
+    assert report["duplicates"] == 0  # the replayed Action-Id is refused before ordering
     with Ledger(_ledger_path(world)) as ledger:
         key = f"{CHAIN_ID}/{target}"
         held = {(q.item_id, q.reason) for q in ledger.quarantined(key)}
