@@ -78,9 +78,13 @@ class Arlocal:
         """Fund an Arweave address (base64url) so its L1 transactions are accepted."""
         self.http.get(f"/mint/{address}/{winston}").raise_for_status()
 
-    def mine(self, blocks: int = 1) -> None:
-        """Mine pending transactions into blocks (and index bundled items)."""
-        self.http.get(f"/mine/{blocks}").raise_for_status()
+    def mine(self, blocks: int = 1, *, timeout: float = 600) -> None:
+        """Mine pending transactions into blocks (and index bundled items).
+
+        arlocal verifies and indexes every bundled item while it mines (50 to 100 ms an
+        item on a busy machine), so a large bundle needs a long timeout.
+        """
+        self.http.get(f"/mine/{blocks}", timeout=timeout).raise_for_status()
 
     def height(self) -> int:
         return int(self.http.get("/info").json()["height"])
