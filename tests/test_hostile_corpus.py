@@ -76,8 +76,9 @@ def assert_clean_replay(corpus: Corpus, node: KwilNodeStandIn, target: str, ledg
     assert node.chain.data_dir is not None
     verdict = judge(corpus, executions(node.chain.data_dir, target, "v0.10"),
                     ledger.quarantined(key), reaches=reaches)
-    assert verdict.hostile_applied == [] and verdict.duplicates == []
-    assert verdict.missing == [] and verdict.good_applied == len(corpus.good)
+    counts = verdict.tally
+    assert counts.unexpected == [] and counts.duplicates == [] and counts.missing == []
+    assert counts.applied == counts.expected == len(corpus.good)
     assert verdict.wrong_reason == {}
     rows = node.rows(target, ROWS)
     assert rows == corpus.expected_rows()  # SQL-looking values stored literally, table intact

@@ -43,7 +43,7 @@ from kwil_sync.records import action_id, build_record, canonical_text, encode_do
 from kwil_sync.testing.arlocal import Arlocal
 
 __all__ = ["Corpus", "Hostile", "Judgement", "POST", "build_corpus", "call_key", "executions",
-           "judge", "post_bundles"]
+           "expected_rows", "honest_chain", "judge", "post_bundles", "tally", "Tally"]
 
 T0_MS = 1_700_000_000_000
 POST = "post_message_sync"
@@ -94,9 +94,14 @@ class Corpus:
 
     def expected_rows(self) -> list[dict[str, Any]]:
         """The messages table after a correct replay, by id."""
-        rows = [{"id": int(v[0]), "body": v[1], "author": v[2], "created_at": int(v[3])}
-                for a, v in self.good if a == POST]
-        return sorted(rows, key=lambda r: r["id"])
+        return expected_rows(self.good)
+
+
+def expected_rows(calls: Iterable[tuple[str, list[str]]]) -> list[dict[str, Any]]:
+    """The messages table once `calls` (posts) are applied, by id."""
+    rows = [{"id": int(v[0]), "body": v[1], "author": v[2], "created_at": int(v[3])}
+            for a, v in calls if a == POST]
+    return sorted(rows, key=lambda r: r["id"])
 
 
 def call_key(action: str, values: Iterable[Any]) -> str:
@@ -140,6 +145,23 @@ class _Signer:
             ("Sync-Version", "2"), ("Sequence", str(seq)), ("Prev-Action-Id", prev),
             ("Payload-SHA256", digest), ("Created-At", str(created))]
         return DataItem.create(document, edit(tags) if edit else tags, item_signer or self.signer)
+
+
+def honest_chain(owner_key: str, count: int, *, name: str = "messages", first_id: int = 1,
+                 first_sequence: int = 1, prev: str = "-", original: str | None = None,
+                 t0_ms: int = T0_MS) -> tuple[list[DataItem], list[tuple[str, list[str]]]]:
+    """`count` honest posts (ids from `first_id`) signed with `owner_key` for `name`:
+    sequences from `first_sequence`, chained to `prev` (the Action-Id before it), into the
+    log of `original` (default: the key's own database). Returns the items and calls."""
+    owner = EthereumSigner(owner_key)
+    me = _Signer(owner, name, original or dbid(owner.address, name), t0_ms)
+    items, calls = [], []
+    for n in range(count):
+        data = _post(first_id + n, f"message {first_id + n} ✓", owner.address, t0_ms)
+        items.append(me.record(POST, data, first_sequence + n, prev))
+        calls.append((POST, [v for _, v in data]))
+        prev = items[-1].tag("Action-Id") or ""
+    return items, calls
 
 
 def _replace(name: str, value: str) -> TagEdit:
@@ -313,14 +335,33 @@ def executions(chain_dir: Path, target: str, version: str) -> dict[str, list[int
 
 
 @dataclass
-class Judgement:
-    """How a replay treated the corpus. Goal: `missing`, `duplicates`, `hostile_applied`
-    and `wrong_reason` empty."""
+class Tally:
+    """Honest calls against what a target executed. Goal: `duplicates`, `missing` and
+    `unexpected` (executed calls no honest record asked for) empty."""
 
-    good_applied: int
-    missing: list[str]
+    expected: int
+    applied: int  # honest calls executed exactly once, successfully
     duplicates: list[str]
-    hostile_applied: list[str]
+    missing: list[str]
+    unexpected: list[str]
+
+
+def tally(calls: Iterable[tuple[str, list[str]]], executed: dict[str, list[int]]) -> Tally:
+    """Count `calls` (action, values) in `executions(...)`."""
+    good = {call_key(a, v) for a, v in calls}
+    return Tally(
+        expected=len(good), applied=sum(1 for k in good if executed.get(k) == [0]),
+        duplicates=sorted(k for k, codes in executed.items() if len(codes) > 1),
+        missing=sorted(k for k in good if 0 not in executed.get(k, [])),
+        unexpected=sorted(k for k, codes in executed.items() if k not in good and 0 in codes))
+
+
+@dataclass
+class Judgement:
+    """How a replay treated the corpus: the tally of its honest calls (`unexpected` are
+    hostile records that executed) and the hostile kinds not quarantined as they must be."""
+
+    tally: Tally
     wrong_reason: dict[str, tuple[str, str]]  # kind -> (expected, found or "")
 
 
@@ -335,7 +376,6 @@ def judge(corpus: Corpus, executed: dict[str, list[int]], quarantine: Iterable[Q
         reaches: Which hostile records the source could see ("listed" for a gateway;
             add "refused" and "unlisted" for an in-memory source).
     """
-    good = {call_key(a, v) for a, v in corpus.good}
     found: dict[str, set[str]] = {}
     for entry in quarantine:
         found.setdefault(entry.item_id, set()).add(entry.reason)
@@ -344,9 +384,4 @@ def judge(corpus: Corpus, executed: dict[str, list[int]], quarantine: Iterable[Q
         reasons = found.get(h.item.id, set())
         if h.reach in set(reaches) and h.enforced and h.reason not in reasons:
             wrong[h.kind] = (h.reason, ",".join(sorted(reasons)))
-    return Judgement(
-        good_applied=sum(1 for k in good if executed.get(k) == [0]),
-        missing=sorted(k for k in good if 0 not in executed.get(k, [])),
-        duplicates=sorted(k for k, codes in executed.items() if len(codes) > 1),
-        hostile_applied=sorted(k for k, codes in executed.items() if k not in good and 0 in codes),
-        wrong_reason=wrong)
+    return Judgement(tally(corpus.good, executed), wrong)
