@@ -198,6 +198,8 @@ def main() -> None:
                              "follows sends --actions more as fast as it can)")
     parser.add_argument("--no-prefect", action="store_true",
                         help="no Prefect server; the bench drains the outbox itself")
+    parser.add_argument("--batch-size", type=int, default=100,
+                        help="the shim's --batch-size (records per upload run submission)")
     parser.add_argument("--no-serve", action="store_true",
                         help="Prefect server, but nothing executes the submitted runs (they "
                              "stay scheduled); the bench drains the outbox itself")
@@ -245,7 +247,8 @@ def main() -> None:
         address = f"127.0.0.1:{port}"
         shim_args = [sys.executable, "-m", "shim", "--port", str(port), "--outbox",
                      str(work / "outbox.sqlite"), "--kwil-url", node_url, "--kwil-version",
-                     "v0.9", "--bundler-block", "bench-bundler", "--log-level", "WARNING"]
+                     "v0.9", "--bundler-block", "bench-bundler", "--log-level", "WARNING",
+                     "--batch-size", str(args.batch_size)]
         procs.append(spawn(shim_args + (["--no-submit"] if args.no_prefect else []), env,
                            work / "shim.log"))
         with ShimClient(address, timeout=2) as probe:
