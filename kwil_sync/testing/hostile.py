@@ -39,7 +39,14 @@ from kwil_sync.kwil.dbid import dbid
 from kwil_sync.kwil.payload import decode_action
 from kwil_sync.kwil.tx import parse_tx
 from kwil_sync.ledger import QuarantineEntry
-from kwil_sync.records import action_id, build_record, canonical_text, encode_document
+from kwil_sync.records import (
+    RecordError,
+    action_id,
+    build_record,
+    canonical_text,
+    encode_document,
+    parse_document,
+)
 from kwil_sync.testing.arlocal import Arlocal
 
 __all__ = ["Corpus", "Hostile", "Judgement", "POST", "build_corpus", "call_key", "executions",
@@ -56,13 +63,12 @@ TagEdit = Callable[[list[Tag]], list[Tag]]
 @dataclass(frozen=True)
 class Hostile:
     """One hostile record: its `kind`, the data item, the reason it must be quarantined
-    with, its `reach` on a gateway, and whether the pipeline enforces `reason` today."""
+    with, and its `reach` on a gateway."""
 
     kind: str
     item: DataItem
     reason: str
     reach: Reach = "listed"
-    enforced: bool = True
 
 
 @dataclass
@@ -132,7 +138,7 @@ class _Signer:
             item_signer: EthereumSigner | None = None) -> DataItem:
         """A v2 record over any bytes; `edit` changes the tags after signing them."""
         digest = hashlib.sha256(document).hexdigest()
-        aid = aid or b64url(hashlib.sha256(document).digest())[:32]
+        aid = aid or _derived_id(self.original, document)
         created = self.t0 + 1000 * seq
         text = canonical_text(original_dbid=self.original, action_id=aid, sequence=seq,
                               prev_action_id=prev, payload_sha256=digest, created_at_ms=created)
@@ -162,6 +168,15 @@ def honest_chain(owner_key: str, count: int, *, name: str = "messages", first_id
         calls.append((POST, [v for _, v in data]))
         prev = items[-1].tag("Action-Id") or ""
     return items, calls
+
+
+def _derived_id(original: str, document: bytes) -> str:
+    """The Action-Id an honest writer derives; a stand-in when the document is unreadable."""
+    try:
+        name, data = parse_document(document)
+    except RecordError:
+        return b64url(hashlib.sha256(document).digest())[:32]
+    return action_id(original, name, [v for _, v in data])
 
 
 def _replace(name: str, value: str) -> TagEdit:
@@ -211,9 +226,8 @@ def build_corpus(owner_key: str, attacker_key: str, *, name: str = "messages", g
     aid = [item.tag("Action-Id") or "" for item in chain]
     honest = chain[1]  # sequence 2
 
-    def add(kind: str, item: DataItem, reason: str, reach: Reach = "listed",
-            enforced: bool = True) -> None:
-        hostile.append(Hostile(kind, item, reason, reach, enforced))
+    def add(kind: str, item: DataItem, reason: str, reach: Reach = "listed") -> None:
+        hostile.append(Hostile(kind, item, reason, reach))
 
     first = them.record(POST, _post(9001, "hello", attacker.address, t0_ms), 1, "-")
     add("untrusted-signer", first, "untrusted-signer")
@@ -272,7 +286,7 @@ def build_corpus(owner_key: str, attacker_key: str, *, name: str = "messages", g
     add("replayed-action-id", me.raw(encode_document(POST, _post(1, "replayed", owner.address,
                                                                   t0_ms)),
                                      top + 1, aid[-1], aid=aid[0]),
-        "action-id-mismatch", enforced=False)
+        "action-id-mismatch")
     add("sequence-gap", me.record(POST, _post(9010, "after a gap", owner.address, t0_ms),
                                   top + 10, "unknown"), "sequence-gap")
     return Corpus(db, owner.address, chain, hostile, calls)
@@ -382,6 +396,6 @@ def judge(corpus: Corpus, executed: dict[str, list[int]], quarantine: Iterable[Q
     wrong = {}
     for h in corpus.hostile:
         reasons = found.get(h.item.id, set())
-        if h.reach in set(reaches) and h.enforced and h.reason not in reasons:
+        if h.reach in set(reaches) and h.reason not in reasons:
             wrong[h.kind] = (h.reason, ",".join(sorted(reasons)))
     return Judgement(tally(corpus.good, executed), wrong)
