@@ -67,10 +67,7 @@ class KwilNodeStandIn:
         self.service = UserService(self.chain)
         self.faults = Faults()
         self.method_counts: Counter[str] = Counter()  # which RPC methods clients used
-        self._http = HttpFront(port, self.dispatch, self.faults)
-        self._stopped = threading.Event()
-        self._blocks = threading.Thread(target=self._make_blocks, daemon=True,
-                                        name=f"kwil-standin-blocks-{port}")
+        self._http = HttpFront(port, self.dispatch, self._waits, self.faults)
 
     @classmethod
     def start(cls, *, version: str = "v0.10", chain_id: str = "kwil-standin",
@@ -80,7 +77,7 @@ class KwilNodeStandIn:
         node = cls(version, chain_id, block_interval, port or free_port(),
                    Path(data_dir) if data_dir else None)
         node.come_up()
-        node._blocks.start()
+        node._http.every(lambda: node.block_interval, node.chain.make_block)
         return node
 
     # -- the chain --------------------------------------------------------------------
@@ -101,10 +98,6 @@ class KwilNodeStandIn:
     def make_block(self) -> int:
         """Make a block now; returns how many transactions it executed."""
         return self.chain.make_block()
-
-    def _make_blocks(self) -> None:
-        while self.block_interval > 0 and not self._stopped.wait(self.block_interval):
-            self.chain.make_block()
 
     # -- faults -----------------------------------------------------------------------
 
@@ -142,6 +135,13 @@ class KwilNodeStandIn:
 
     # -- RPC --------------------------------------------------------------------------
 
+    def _waits(self, method: str, params: Any) -> bool:
+        """Requests that may block: commit-mode broadcasts and the `standin.*` controls."""
+        commit = 2 if self.version == "v0.9" else 1
+        return method.startswith("standin.") or (
+            method == "user.broadcast" and isinstance(params, dict)
+            and params.get("sync") == commit)
+
     def dispatch(self, method: str, params: Any) -> Any:
         self.method_counts[method] += 1
         if method.startswith("standin."):
@@ -175,10 +175,7 @@ class KwilNodeStandIn:
 
     def stop(self) -> None:
         """Stop serving and making blocks, and close the databases."""
-        self._stopped.set()
-        self.go_down()
-        if self._blocks.is_alive():
-            self._blocks.join()
+        self._http.close()
         self.chain.close()
 
     def __enter__(self) -> KwilNodeStandIn:
