@@ -22,11 +22,12 @@ from blocks.settings import KwilSyncSettings
 from kwil_sync.appliers import KwilApplier
 from kwil_sync.ledger import Ledger
 from kwil_sync.replay import Replayer, ReplayReport
-from kwil_sync.sources import GraphQLSource
+from kwil_sync.sources import GraphQLSource, Start
 from kwil_sync.verify import TrustPolicy
 from tasks.replay import prefect_steps
 
-__all__ = ["Pipeline", "Progress", "build_pipeline", "parse_until", "publish_report", "slug"]
+__all__ = ["Pipeline", "Progress", "build_pipeline", "parse_until", "publish_report", "replay",
+           "slug"]
 
 
 @dataclass
@@ -63,6 +64,27 @@ def build_pipeline(original_dbid: str, target: str, *, node: str, gateway: str,
         gap_timeout_s=settings.gap_timeout_seconds, step_runner=prefect_steps(),
         on_page=on_page)
     return Pipeline(replayer, applier, ledger, ledger_key, applier.address)
+
+
+def replay(original_dbid: str, target: str, *, key: str, title: str, node: str, gateway: str,
+           trusted_providers: list[str] | None, batch_size: int, db_sync_history: bool,
+           ledger_path: str | None, allow_unverified_legacy: bool, skip_own: bool,
+           start: Start | None = None, **run: Any) -> ReplayReport:
+    """Build the pipeline for one target, run it once with a progress artifact, and
+    close what it opened; `run` goes to `Replayer.run` (until, dry_run, follow)."""
+    progress = Progress(key, title)
+    pipeline = build_pipeline(original_dbid, target, node=node, gateway=gateway,
+                              trusted_providers=trusted_providers or [],
+                              batch_size=batch_size, db_sync_history=db_sync_history,
+                              ledger_path=ledger_path, on_page=progress,
+                              allow_unverified_legacy=allow_unverified_legacy)
+    try:
+        report = pipeline.replayer.run(
+            start, skip_provider=pipeline.provider_address if skip_own else None, **run)
+    finally:
+        pipeline.ledger.close()
+    progress.done()
+    return report
 
 
 def parse_until(until: str | None) -> int | str | None:

@@ -14,7 +14,7 @@ from prefect.concurrency.sync import concurrency
 from prefect.variables import Variable
 
 from blocks.settings import KwilSyncSettings
-from flows.common import Progress, build_pipeline, publish_report, slug
+from flows.common import publish_report, replay, slug
 from kwil_sync.sources import Position, follow_start
 
 __all__ = ["follow", "follow_lock_name", "schedule_follow"]
@@ -75,18 +75,13 @@ def follow(original_dbid: str, target: str, node: str = "kwil-sync-target",
             cursor = Variable.get(name, default=None)
             start = follow_start(Position(**cursor) if isinstance(cursor, dict) else None,
                                  lookback_ms=lookback * 1000)
-            progress = Progress(name, f"Follow of {original_dbid} onto {target}")
-            pipeline = build_pipeline(original_dbid, target, node=node, gateway=gateway,
-                                      trusted_providers=trusted_providers or [],
-                                      batch_size=batch_size, db_sync_history=db_sync_history,
-                                      ledger_path=ledger_path, on_page=progress,
-                              allow_unverified_legacy=allow_unverified_legacy)
-            try:
-                report = pipeline.replayer.run(start, follow=True,
-                                               skip_provider=pipeline.provider_address)
-            finally:
-                pipeline.ledger.close()
-            progress.done()
+            report = replay(original_dbid, target, key=name,
+                            title=f"Follow of {original_dbid} onto {target}", node=node,
+                            gateway=gateway, trusted_providers=trusted_providers,
+                            batch_size=batch_size, db_sync_history=db_sync_history,
+                            ledger_path=ledger_path,
+                            allow_unverified_legacy=allow_unverified_legacy, skip_own=True,
+                            start=start, follow=True)
             if report.resume is not None:
                 Variable.set(name, asdict(report.resume), overwrite=True)
     except TimeoutError:

@@ -8,7 +8,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.variables import Variable
 
-from flows.common import Progress, build_pipeline, parse_until, publish_report, slug
+from flows.common import parse_until, publish_report, replay, slug
 from flows.follow import follow_lock_name, schedule_follow
 from kwil_sync.replay import ReplayReport
 
@@ -54,19 +54,12 @@ def restore(original_dbid: str, target: str, node: str = "kwil-sync-target",
     """
     logger = get_run_logger()
     key = slug("restore", original_dbid, target)
-    progress = Progress(key, f"Restore of {original_dbid} onto {target}")
-    pipeline = build_pipeline(original_dbid, target, node=node, gateway=gateway,
-                              trusted_providers=trusted_providers or [],
-                              batch_size=batch_size, db_sync_history=db_sync_history,
-                              ledger_path=ledger_path, on_page=progress,
-                              allow_unverified_legacy=allow_unverified_legacy)
-    try:
-        report = pipeline.replayer.run(
-            until=parse_until(until), dry_run=dry_run,
-            skip_provider=pipeline.provider_address if skip_own else None)
-    finally:
-        pipeline.ledger.close()
-    progress.done()
+    report = replay(original_dbid, target, key=key,
+                    title=f"Restore of {original_dbid} onto {target}", node=node,
+                    gateway=gateway, trusted_providers=trusted_providers, batch_size=batch_size,
+                    db_sync_history=db_sync_history, ledger_path=ledger_path,
+                    allow_unverified_legacy=allow_unverified_legacy, skip_own=skip_own,
+                    until=parse_until(until), dry_run=dry_run)
     if follow_every_seconds and not dry_run:
         _hand_over_to_follow(original_dbid, target, report, every=follow_every_seconds,
                              parameters={"node": node, "gateway": gateway,
