@@ -17,12 +17,27 @@ from blocks.settings import KwilSyncSettings
 from flows.common import publish_report, replay, slug
 from kwil_sync.sources import Position, follow_start
 
-__all__ = ["follow", "follow_lock_name", "schedule_follow"]
+__all__ = ["follow", "follow_lock_name", "load_cursor", "save_cursor", "schedule_follow"]
 
 
 def follow_lock_name(original_dbid: str, target: str) -> str:
     """The global concurrency limit (and cursor variable) name of one (database, target)."""
     return slug("kwil-sync-follow", original_dbid, target)
+
+
+def save_cursor(original_dbid: str, target: str, gateway: str, position: Position) -> None:
+    """Store where following stands (with what `kwil-sync status` needs to measure lag)."""
+    Variable.set(follow_lock_name(original_dbid, target),
+                 {"original_dbid": original_dbid, "target": target, "gateway": gateway,
+                  **asdict(position)}, overwrite=True)
+
+
+def load_cursor(original_dbid: str, target: str) -> Position | None:
+    """Where the last poll (or the restore that handed over) stopped, if anywhere."""
+    value = Variable.get(follow_lock_name(original_dbid, target), default=None)
+    if not isinstance(value, dict):
+        return None
+    return Position(value.get("cursor"), value.get("timestamp_ms"), value.get("height"))
 
 
 def _ensure_limit(name: str) -> None:
@@ -72,9 +87,7 @@ def follow(original_dbid: str, target: str, node: str = "kwil-sync-target",
     _ensure_limit(name)
     try:
         with concurrency(name, occupy=1, strict=True, timeout_seconds=lock_timeout_seconds):
-            cursor = Variable.get(name, default=None)
-            start = follow_start(Position(**cursor) if isinstance(cursor, dict) else None,
-                                 lookback_ms=lookback * 1000)
+            start = follow_start(load_cursor(original_dbid, target), lookback_ms=lookback * 1000)
             report = replay(original_dbid, target, key=name,
                             title=f"Follow of {original_dbid} onto {target}", node=node,
                             gateway=gateway, trusted_providers=trusted_providers,
@@ -83,7 +96,7 @@ def follow(original_dbid: str, target: str, node: str = "kwil-sync-target",
                             allow_unverified_legacy=allow_unverified_legacy, skip_own=True,
                             start=start, follow=True)
             if report.resume is not None:
-                Variable.set(name, asdict(report.resume), overwrite=True)
+                save_cursor(original_dbid, target, gateway, report.resume)
     except TimeoutError:
         logger.warning("another follow run of %s onto %s holds %s; skipping this poll",
                        original_dbid, target, name)

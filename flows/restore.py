@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any
 
 from prefect import flow, get_run_logger
-from prefect.variables import Variable
 
 from flows.common import parse_until, publish_report, replay, slug
-from flows.follow import follow_lock_name, schedule_follow
+from flows.follow import save_cursor, schedule_follow
 from kwil_sync.replay import ReplayReport
 
 __all__ = ["restore"]
@@ -77,7 +75,6 @@ def restore(original_dbid: str, target: str, node: str = "kwil-sync-target",
 def _hand_over_to_follow(original_dbid: str, target: str, report: ReplayReport, *,
                          every: float, parameters: dict[str, Any]) -> None:
     if report.resume is not None:
-        Variable.set(follow_lock_name(original_dbid, target), asdict(report.resume),
-                     overwrite=True)
+        save_cursor(original_dbid, target, str(parameters["gateway"]), report.resume)
     if schedule_follow(original_dbid, target, parameters, every_seconds=every):
         get_run_logger().info("following %s onto %s every %s s", original_dbid, target, every)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from rich.console import Console
 from rich.table import Table
@@ -42,10 +42,35 @@ def _cursors() -> tuple[list[dict[str, Any]], str | None]:
     for variable in found:
         value = variable.value if isinstance(variable.value, dict) else {}
         stamp = value.get("timestamp_ms")
-        rows.append({"follow": variable.name.removeprefix(CURSOR_PREFIX),
+        rows.append({"database": value.get("original_dbid"), "target": value.get("target"),
                      "cursor_ms": stamp, "height": value.get("height"),
-                     "lag_seconds": round((now_ms - stamp) / 1000, 1) if stamp else None})
+                     "lag_seconds": round((now_ms - stamp) / 1000, 1) if stamp else None,
+                     "lag_records": _records_behind(value)})
     return rows, None
+
+
+def _records_behind(cursor: dict[str, Any], limit: int = 10_000) -> int | str | None:
+    """Records in the log after the cursor (counted up to `limit`), or None if unknown."""
+    if not cursor.get("gateway") or not cursor.get("original_dbid"):
+        return None
+    from blocks.arweave import ArweaveGateway
+    from kwil_sync.sources import GraphQLSource, Start
+
+    try:
+        gateway = cast(ArweaveGateway, ArweaveGateway.load(cursor["gateway"]))
+        stamp, height = cursor.get("timestamp_ms"), cursor.get("height")
+        irys = gateway.dialect == "irys"
+        start = Start(since_ms=stamp) if irys else Start(min_block=height)
+        behind = 0
+        for page in GraphQLSource(gateway.get_pager(), cursor["original_dbid"]).pages(start):
+            behind += sum(1 for r in page.records if (
+                (r.timestamp_ms or 0) > (stamp or 0) if irys
+                else r.height is None or r.height > (height or 0)))
+            if behind >= limit:
+                return f"{limit}+"
+        return behind
+    except Exception:  # status reports what it can
+        return None
 
 
 def _outbox(address: str | None) -> tuple[list[dict[str, Any]], str | None]:
