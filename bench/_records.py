@@ -43,7 +43,7 @@ from kwil_sync.testing.stack import standin_call
 from kwil_sync.testing.workload import MESSAGES_SCHEMA
 from kwil_sync.verify import TrustPolicy
 
-__all__ = ["BUNDLE_RECORDS", "DB_NAME", "MessagesLog", "NodeProcess", "RunResult",
+__all__ = ["BUNDLE_RECORDS", "DB_NAME", "CpuMeter", "MessagesLog", "NodeProcess", "RunResult",
            "action_ids_in_order", "measure_floor", "memory_child", "run_core", "save_blocks",
            "start_arlocal"]
 
@@ -53,6 +53,34 @@ CONCURRENCY = 16  # ArweaveGateway.concurrency's default
 DB_NAME = "messages"
 T0_MS = 1_700_000_000_000
 _BODIES = ["hello", "gm", "ünïcode ✓", "quote ' and \" marks", "a; DROP TABLE x"]
+
+
+class CpuMeter:
+    """CPU seconds used meanwhile by this process (all threads) and by other processes.
+
+    On a shared machine wall-clock rates move with the load; CPU per action does not.
+    """
+
+    def __init__(self, **pids: int) -> None:
+        self.pids = pids
+        self._start = self._read()
+
+    @staticmethod
+    def _process_seconds(pid: int) -> float:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime+stime
+
+    def _read(self) -> dict[str, float]:
+        now = {"bench": time.process_time()}
+        now.update({name: self._process_seconds(pid) for name, pid in self.pids.items()})
+        return now
+
+    def per_action_ms(self, actions: int, prefix: str) -> dict[str, float]:
+        """`<prefix>_cpu_ms_per_action_<process>` for each process since the start."""
+        end = self._read()
+        return {f"{prefix}_cpu_ms_per_action_{name}": round((end[name] - self._start[name])
+                                                           * 1000 / actions, 2)
+                for name in end}
 
 
 def start_arlocal() -> Arlocal:
@@ -206,7 +234,8 @@ def action_ids_in_order(gateway_url: str, original_dbid: str) -> list[str]:
             for r in page.records]
 
 
-def measure_floor(gateway_url: str, original_dbid: str, records: int) -> dict[str, Any]:
+def measure_floor(gateway_url: str, original_dbid: str, records: int,
+                  arlocal_pid: int) -> dict[str, Any]:
     """Page and fetch every document, no apply: streamed across pages, then page by page.
 
     Raises:
@@ -215,6 +244,7 @@ def measure_floor(gateway_url: str, original_dbid: str, records: int) -> dict[st
     out: dict[str, Any] = {}
     for how in ("streamed", "per_page"):
         mark, count, size = time.perf_counter(), 0, 0
+        cpu = CpuMeter(arlocal=arlocal_pid)
         pages = _source(gateway_url, original_dbid).pages(Start())
         with _documents(gateway_url) as docs:
             if how == "streamed":
@@ -229,6 +259,8 @@ def measure_floor(gateway_url: str, original_dbid: str, records: int) -> dict[st
         if count != records:
             raise RuntimeError(f"floor: read {count} documents, the log holds {records}")
         key = "floor" if how == "streamed" else "floor_per_page"
+        if how == "streamed":
+            out.update(cpu.per_action_ms(count, key))
         out[f"{key}_actions_per_s"] = round(count / seconds, 1)
         out[f"{key}_seconds"] = round(seconds, 2)
         out["document_bytes_avg"] = round(size / count, 1)
@@ -278,7 +310,7 @@ def memory_child(spec: dict[str, Any]) -> dict[str, Any]:
     `spec["mode"]` is "flow" (the restore flow, blocks `<name>-node`/`<name>-gateway`,
     Prefect server from PREFECT_API_URL) or "core" (the `Replayer`, no Prefect import).
     """
-    mark = time.perf_counter()
+    mark, cpu = time.perf_counter(), time.process_time()
     if spec["mode"] == "flow":
         from flows.restore import restore
 
@@ -292,6 +324,7 @@ def memory_child(spec: dict[str, Any]) -> dict[str, Any]:
     seconds = time.perf_counter() - mark
     return {"applied": report["applied"], "records": report["records"],
             "actions_per_s": round(report["records"] / seconds, 1),
+            "cpu_ms_per_action": round((time.process_time() - cpu) * 1000 / report["records"], 2),
             "peak_rss_mb": round(_vm_hwm_kb() / 1024, 1)}
 
 

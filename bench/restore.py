@@ -40,6 +40,7 @@ if not __package__:  # run as `python bench/restore.py`: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._records import (  # noqa: E402
+    CpuMeter,
     MessagesLog,
     NodeProcess,
     RunResult,
@@ -95,20 +96,23 @@ def run(args: argparse.Namespace, sizes: list[int]) -> dict[str, Any]:
                            "node": "Kwil stand-in, its own process per way",
                            "cores": os.cpu_count(), "load_avg_start": os.getloadavg()[0]}
     owner = EthereumKey(TARGET_KEY).address
+    os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"  # no telemetry from the harness
     with start_arlocal() as gw, tempfile.TemporaryDirectory(prefix="bench-restore-") as tmp:
         mark = time.perf_counter()
         log = MessagesLog(gw, PROVIDER_KEY, AUTHOR)
         log.extend(args.records)
         out["setup_records_s"] = round(time.perf_counter() - mark, 1)
         say(f"{args.records} records on arlocal in {out['setup_records_s']} s")
-        floor = measure_floor(gw.url, log.original_dbid, args.records)
+        floor = measure_floor(gw.url, log.original_dbid, args.records, gw.process.pid)
         out.update(floor)
         say(f"floor: {floor['floor_actions_per_s']}/s streamed, "
             f"{floor['floor_per_page_actions_per_s']}/s page by page")
         with NodeProcess(owner, version=args.version,
                          block_interval=args.block_interval) as core_node:
+            cpu = CpuMeter(node=core_node.process.pid, arlocal=gw.process.pid)
             core = run_core(gw.url, log.original_dbid, core_node.url, args.version,
                             core_node.target, TARGET_KEY, Path(tmp, "core.sqlite"))
+            out.update(cpu.per_action_ms(args.records, "core"))
             _check_full(core, core_node, args.records, "core")
             core_rows = core_node.rows()
         say(f"core: {core.actions_per_s:.1f}/s ({core.seconds:.1f} s)")
@@ -119,14 +123,18 @@ def run(args: argparse.Namespace, sizes: list[int]) -> dict[str, Any]:
             with NodeProcess(owner, version=args.version,
                              block_interval=args.block_interval) as flow_node:
                 save_blocks("bench-flow", flow_node, gw.url, TARGET_KEY)
+                cpu = CpuMeter(node=flow_node.process.pid, arlocal=gw.process.pid)
                 flow = _run_flow(log.original_dbid, flow_node, Path(tmp, "flow.sqlite"))
+                out.update(cpu.per_action_ms(args.records, "flow"))
                 _check_full(flow, flow_node, args.records, "flow")
                 if flow_node.rows() != core_rows:
                     raise SystemExit("the flow's target rows differ from the core's")
             say(f"flow: {flow.actions_per_s:.1f}/s ({flow.seconds:.1f} s)")
             memory = _memory_runs(args, gw, log, sizes, owner, api_url, Path(tmp))
-        baseline = _run_baseline(args, gw.url, log.original_dbid, owner, core_rows)
+        baseline = _run_baseline(args, gw.url, log.original_dbid, owner, core_rows,
+                                 gw.process.pid, out)
     out.update(_summary(args, core, flow, baseline, floor))
+    out.update(_cpu_figures(out))
     out.update(memory)
     out["load_avg_end"] = os.getloadavg()[0]
     return out
@@ -153,13 +161,15 @@ def _check_full(result: RunResult, node: NodeProcess, records: int, what: str) -
 
 
 def _run_baseline(args: argparse.Namespace, gateway_url: str, original_dbid: str, owner: str,
-                  core_rows: list[dict[str, Any]]) -> Any:
+                  core_rows: list[dict[str, Any]], arlocal_pid: int, out: dict[str, Any]) -> Any:
     limit = min(args.baseline_records, args.records)
     with NodeProcess(owner, version=args.version,
                      block_interval=args.block_interval) as node:
         say(f"baseline (2023 algorithm): {limit} records, one at a time ...")
+        cpu = CpuMeter(node=node.process.pid, arlocal=arlocal_pid)
         result = restore_2023(f"{gateway_url}/graphql", gateway_url, original_dbid, node.url,
                               TARGET_KEY, node.target, limit=limit, version=args.version)
+        out.update(cpu.per_action_ms(limit, "baseline"))
         rows = node.rows()
     by_id = {row["id"]: row for row in core_rows}
     if result.applied != limit or len(rows) != limit or any(by_id[r["id"]] != r for r in rows):
@@ -198,6 +208,7 @@ def _memory_runs(args: argparse.Namespace, gw: Arlocal, log: MessagesLog, sizes:
             label = f"{size // 1000}k" if size % 1000 == 0 else str(size)
             out[f"peak_rss_mb{suffix}_{label}"] = child["peak_rss_mb"]
             out[f"memory_run_actions_per_s{suffix}_{label}"] = child["actions_per_s"]
+            out[f"memory_run_cpu_ms_per_action{suffix}_{label}"] = child["cpu_ms_per_action"]
             say(f"memory {mode} {size}: {child['peak_rss_mb']} MB peak RSS")
         if len(sizes) > 1:
             key = "" if mode == "flow" else f"_{mode}"
@@ -242,6 +253,22 @@ def _summary(args: argparse.Namespace, core: RunResult, flow: RunResult, baselin
         "speedup_vs_2023_core": round(core.actions_per_s / base, 1),
         "ratio_to_floor": round(floor_rate / flow.actions_per_s, 2),
         "ratio_to_floor_core": round(floor_rate / core.actions_per_s, 2),
+    }
+
+
+def _cpu_figures(out: dict[str, Any]) -> dict[str, Any]:
+    """Load-independent figures from CPU per action (the machine is shared)."""
+    def total(prefix: str) -> float:
+        return sum(v for k, v in out.items() if k.startswith(f"{prefix}_cpu_ms_per_action_"))
+
+    return {
+        # the most one client process could do with a whole core to itself
+        "core_client_cpu_cap_actions_per_s": round(1000 / out["core_cpu_ms_per_action_bench"]),
+        "flow_client_cpu_cap_actions_per_s": round(1000 / out["flow_cpu_ms_per_action_bench"]),
+        "floor_client_cpu_cap_actions_per_s": round(1000 / out["floor_cpu_ms_per_action_bench"]),
+        # CPU of client + node + arlocal per action, kwil-sync's over the floor's
+        "cpu_ratio_to_floor_core": round(total("core") / total("floor"), 2),
+        "cpu_ratio_to_floor_flow": round(total("flow") / total("floor"), 2),
     }
 
 
