@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import heapq
 import time
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -64,6 +64,25 @@ class Released:
     gaps: list[Gap] = field(default_factory=list)
 
 
+SEEN_LIMIT = 100_000
+
+
+class _RecentIds:
+    """A set of the most recent `limit` ids (oldest forgotten first)."""
+
+    def __init__(self, limit: int) -> None:
+        self._ids: OrderedDict[str, None] = OrderedDict()
+        self._limit = limit
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._ids
+
+    def add(self, item: str) -> None:
+        self._ids[item] = None
+        if len(self._ids) > self._limit:
+            self._ids.popitem(last=False)
+
+
 class Sequencer:
     """Per-provider sequencing with gap hold; see the module docstring.
 
@@ -88,7 +107,9 @@ class Sequencer:
         # provider -> (sequence, action id) of the latest slot filled in this run; older
         # slots are asked of `history` (the ledger), so memory does not grow with the log
         self._slot: dict[str, tuple[int, str]] = {}
-        self._seen: set[str] = set()
+        # action ids released in this run, to collapse repeats; bounded so memory stays
+        # flat on long logs (older repeats are caught by the ledger's filter_new)
+        self._seen = _RecentIds(SEEN_LIMIT)
         self._pending = Released()
         self._legacy: list[SyncRecord] = []
 

@@ -118,7 +118,7 @@ class NoncePipeline:
 
     def __init__(self, client: KwilClient, private_key_hex: str, chain_id: str,
                  version: str | None = None, *, window: int = 64, description: str = "",
-                 poll_interval: float = 0.01, confirm_timeout: float = 120.0,
+                 poll_interval: float = 0.025, confirm_timeout: float = 120.0,
                  retries: int = 6, retry_delay: float = 0.2) -> None:
         if window < 1:
             raise ValueError("window must be at least 1")

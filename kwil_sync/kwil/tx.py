@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import json
 import struct
@@ -92,6 +93,13 @@ def signed_text(
     )
 
 
+@functools.lru_cache(maxsize=8)
+def _signing_key(private_key_hex: str) -> EthereumKey:
+    # Deriving the public key and address costs as much as signing: a replay signs
+    # thousands of transactions with the same key, so derive it once.
+    return EthereumKey(private_key_hex)
+
+
 def sign_tx(
     private_key_hex: str,
     payload: bytes,
@@ -104,7 +112,7 @@ def sign_tx(
 ) -> bytes:
     """Sign a transaction body; returns the 65-byte r|s|v signature with v 27/28."""
     text = signed_text(description, payload_type, payload, fee, nonce, chain_id)
-    return EthereumKey(private_key_hex).sign_personal(text.encode("utf-8"), v_offset=27)
+    return _signing_key(private_key_hex).sign_personal(text.encode("utf-8"), v_offset=27)
 
 
 @dataclass(frozen=True)
@@ -161,7 +169,7 @@ def build_tx(
 ) -> dict:
     """Sign and return the transaction JSON for ``user.broadcast`` (sender: the 20
     address bytes as hex without 0x; payload and signature base64)."""
-    key = EthereumKey(private_key_hex)
+    key = _signing_key(private_key_hex)
     sig = sign_tx(
         private_key_hex, payload, description=description, fee=fee, nonce=nonce,
         chain_id=chain_id, payload_type=payload_type,
