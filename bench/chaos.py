@@ -89,6 +89,7 @@ ADMIN = EthereumKey(ADMIN_KEY).address
 SHIM_KEY = "b7" * 32
 ROWS = "SELECT id, body, author, created_at FROM messages ORDER BY id"
 RUN_FAILURES = (GatewayError, GraphQLError, KwilError, PendingTransactions)
+LIFETIME_S = 7200.0  # a fault proxy stops by itself after this (its default, 600 s, is short)
 Calls = list[tuple[str, list[str]]]
 Figures = dict[str, Any]
 
@@ -224,7 +225,8 @@ def faults_every_hop(bench: Bench) -> Figures:
         bundler = stack.enter_context(BundlerStandIn.start(
             bench.arlocal.url, data_dir=bench.root / "faults-bundler", bundle_interval=0,
             max_bundle_items=250))
-        proxies = {hop: stack.enter_context(FaultProxy.start(url, rates(rate), seed=seed))
+        proxies = {hop: stack.enter_context(FaultProxy.start(url, rates(rate), seed=seed,
+                                                             max_lifetime=LIFETIME_S))
                    for seed, (hop, url) in enumerate({"bundler": bundler.url,
                                                       "gateway": bench.arlocal.url,
                                                       "kwil": target.node.url}.items())}
@@ -379,7 +381,7 @@ def upload_killed(bench: Bench) -> Figures:
             BundlerStandIn.start(data_dir=bench.root / "killed-bundler",
                                  bundle_interval=0) as bundler, \
             FaultProxy.start(bundler.url, FaultRates(latency=1.0, latency_seconds=0.1),
-                             seed=9) as proxy:
+                             seed=9, max_lifetime=LIFETIME_S) as proxy:
         Bundler(kind="irys", url=proxy.url).save("chaos-bundler-kill", overwrite=True)
         log = (bench.root / "killed-upload.log").open("wb")
         process = subprocess.Popen([sys.executable, "-c", KILLABLE_UPLOAD, address,
@@ -479,8 +481,10 @@ def hostile_corpus(bench: Bench) -> Figures:
               {i.id for i in first}]
     bench.wait_indexed(corpus.original_dbid, len(first) + len(listed))
     with bench.target("hostile", "v0.10") as target, \
-            FaultProxy.start(bench.arlocal.url, rates(bench.args.fault_rate), seed=11) as gw, \
-            FaultProxy.start(target.node.url, rates(bench.args.fault_rate), seed=12) as kwil:
+            FaultProxy.start(bench.arlocal.url, rates(bench.args.fault_rate), seed=11,
+                             max_lifetime=LIFETIME_S) as gw, \
+            FaultProxy.start(target.node.url, rates(bench.args.fault_rate), seed=12,
+                             max_lifetime=LIFETIME_S) as kwil:
         report, failures = run_until_done(lambda: target.replayer(
             f"{gw.url}/graphql", gw.url, corpus.original_dbid, kwil_url=kwil.url))
         quarantined = sum(report.quarantined.values()) if report else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import suppress
 from dataclasses import asdict
 from datetime import timedelta
 from typing import Any
@@ -11,6 +12,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import DeploymentScheduleCreate
 from prefect.client.schemas.schedules import IntervalSchedule
 from prefect.concurrency.sync import concurrency
+from prefect.exceptions import ObjectAlreadyExists
 from prefect.variables import Variable
 
 from blocks.settings import KwilSyncSettings
@@ -42,8 +44,9 @@ def load_cursor(original_dbid: str, target: str) -> Position | None:
 
 def _ensure_limit(name: str) -> None:
     # A limit that does not exist is skipped with a warning (no locking at all), so
-    # create it before the first use.
-    with get_client(sync_client=True) as client:
+    # create it before the first use. The upsert is not atomic: when first polls start
+    # together, one creates the limit and the others' creates are refused (409).
+    with get_client(sync_client=True) as client, suppress(ObjectAlreadyExists):
         client.upsert_global_concurrency_limit_by_name(name, 1)
 
 

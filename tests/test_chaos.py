@@ -535,3 +535,30 @@ def test_two_follow_polls_at_once_apply_everything_once(
     # the other met the lock and skipped, or ran after it and found nothing new
     other = min(results, key=lambda r: r["applied"] or 0)
     assert other["skipped"] or (other["applied"], other["already_applied"]) == (0, 0)
+
+
+@pytest.mark.prefect
+def test_first_polls_creating_the_follow_limit_together_do_not_fail(prefect_api: str) -> None:
+    """The limit's upsert is read-then-create: first polls started together race on it."""
+    from prefect.client.orchestration import get_client
+
+    from flows.follow import _ensure_limit
+
+    name = f"kwil-sync-follow-race-{time.time_ns()}"
+    start, errors = threading.Barrier(8), []
+
+    def first_poll() -> None:
+        start.wait()
+        try:
+            _ensure_limit(name)
+        except Exception as exc:  # noqa: BLE001 (collected and asserted below)
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=first_poll) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    with get_client(sync_client=True) as client:
+        assert client.read_global_concurrency_limit_by_name(name).limit == 1
