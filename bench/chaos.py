@@ -67,7 +67,7 @@ from kwil_sync.records import MAX_DOCUMENT_BYTES
 from kwil_sync.replay import Replayer, ReplayReport
 from kwil_sync.replay_recovery import PendingTransactions
 from kwil_sync.sources import GraphQLSource, Start, follow_start
-from kwil_sync.testing.arlocal import Arlocal
+from kwil_sync.testing.arlocal import Arlocal, wait_indexed
 from kwil_sync.testing.bundler import BundlerStandIn
 from kwil_sync.testing.faultproxy import FaultProxy, FaultRates
 from kwil_sync.testing.hostile import (
@@ -179,14 +179,7 @@ class Bench:
         self.wait_indexed(original, total)
 
     def wait_indexed(self, original: str, total: int, timeout: float = 300) -> None:
-        pager = GraphQLPager(f"{self.arlocal.url}/graphql", "gateway")
-        deadline, seen = time.monotonic() + timeout, 0
-        while time.monotonic() < deadline:
-            seen = sum(1 for _ in pager.records({"Original-DBID": [original]}))
-            if seen >= total:
-                return
-            time.sleep(1)
-        raise RuntimeError(f"only {seen} of {total} records of {original} were indexed")
+        wait_indexed(self.arlocal.url, original, total, timeout=timeout, interval=1)
 
 
 def flush(bundler: BundlerStandIn) -> None:
@@ -294,18 +287,6 @@ def kwild_outage(bench: Bench, *, restart: bool) -> Figures:
     return figures
 
 
-class CountingBundler(BundlerStandIn):
-    """The bundler stand-in, counting the scripted fault answers it gave."""
-
-    answered = 0
-    _count_lock = threading.Lock()
-
-    def take_fault(self, route: str) -> Any:
-        fault = super().take_fault(route)
-        if fault is not None:
-            with self._count_lock:
-                self.answered += 1
-        return fault
 
 
 @contextmanager
@@ -349,17 +330,17 @@ def bundler_402(bench: Bench) -> Figures:
 
     window = bench.args.payment_window
     with shim_outbox(bench, "payment", bench.records) as (address, original, ids):
-        bundler = CountingBundler.start(data_dir=bench.root / "payment-bundler",
+        bundler = BundlerStandIn.start(data_dir=bench.root / "payment-bundler",
                                         bundle_interval=0)
-        assert isinstance(bundler, CountingBundler)
+        assert isinstance(bundler, BundlerStandIn)
         with bundler:
             Bundler(kind="irys", url=bundler.url).save("chaos-bundler-402", overwrite=True)
             bundler.set_fault(402, retry_after=2, count=10**9)
             threading.Timer(window, lambda: bundler.set_fault(402, count=0)).start()
             summary = upload(shim_address=address, bundler_block="chaos-bundler-402")
             figures = held(bundler, original, ids)
-    figures.update(payment_window_s=window, payment_required_answers=bundler.answered,
-                   remaining=summary["remaining"], faults_injected=bundler.answered)
+    figures.update(payment_window_s=window, payment_required_answers=bundler.faults_answered,
+                   remaining=summary["remaining"], faults_injected=bundler.faults_answered)
     return figures
 
 

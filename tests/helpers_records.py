@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import random
 import sqlite3
-import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,14 +21,13 @@ import httpx
 import pytest
 
 from kwil_sync.arweave.ans104 import DataItem, EthereumSigner
-from kwil_sync.arweave.graphql import GraphQLPager
 from kwil_sync.arweave.signers import ArweaveSigner
 from kwil_sync.arweave.uploaders import DirectL1Uploader
 from kwil_sync.kwil.dbid import dbid
 from kwil_sync.kwil.payload import decode_action
 from kwil_sync.kwil.tx import parse_tx
 from kwil_sync.records import FIRST_PREV_ACTION_ID, build_record
-from kwil_sync.testing.arlocal import Arlocal
+from kwil_sync.testing.arlocal import Arlocal, wait_indexed
 from kwil_sync.testing.stack import LocalStack
 from kwil_sync.testing.workload import MESSAGES_SCHEMA
 
@@ -156,17 +154,6 @@ def put_on_arlocal(arlocal: Arlocal, items: Sequence[DataItem], *,
     return wallet
 
 
-def wait_indexed(arlocal_url: str, original_dbid: str, count: int,
-                 timeout: float = 120) -> None:
-    """Wait until the gateway lists `count` records of `original_dbid`."""
-    pager = GraphQLPager(f"{arlocal_url}/graphql", "gateway")
-    deadline, seen = time.monotonic() + timeout, 0
-    while time.monotonic() < deadline:
-        seen = sum(1 for _ in pager.records({"Original-DBID": [original_dbid]}))
-        if seen >= count:
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"only {seen} of {count} records of {original_dbid} were indexed")
 
 
 def committed_calls(chain_dir: Path, target: str, version: str = "v0.9") -> Counter[str]:

@@ -39,7 +39,7 @@ from kwil_sync.records import MAX_DOCUMENT_BYTES
 from kwil_sync.replay import Replayer, ReplayReport
 from kwil_sync.replay_recovery import PendingTransactions
 from kwil_sync.sources import GraphQLSource, Start, follow_start
-from kwil_sync.testing.arlocal import Arlocal
+from kwil_sync.testing.arlocal import Arlocal, wait_indexed
 from kwil_sync.testing.bundler import BundlerStandIn
 from kwil_sync.testing.faultproxy import FaultProxy, FaultRates
 from kwil_sync.testing.hostile import (
@@ -132,15 +132,6 @@ def run_until_done(make: Callable[[], Replayer], start: Start | None = None, *,
     raise AssertionError(f"no run completed in {attempts} attempts: {failures}")
 
 
-def wait_indexed(arlocal_url: str, original_dbid: str, count: int, timeout: float = 60) -> None:
-    pager = GraphQLPager(f"{arlocal_url}/graphql", "gateway")
-    deadline, seen = time.monotonic() + timeout, 0
-    while time.monotonic() < deadline:
-        seen = sum(1 for _ in pager.records({"Original-DBID": [original_dbid]}))
-        if seen >= count:
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"only {seen} of {count} records of {original_dbid} were indexed")
 
 
 def upload_all(uploader: IrysUploader, items: list[DataItem], attempts: int = 10) -> int:
@@ -365,18 +356,6 @@ def outbox(target: Target, tmp_path: Path, request: pytest.FixtureRequest) -> It
         shim.stop(0)
 
 
-class CountingBundler(BundlerStandIn):
-    """The bundler stand-in, counting the scripted fault answers it gave."""
-
-    answered = 0
-    _count_lock = threading.Lock()
-
-    def take_fault(self, route: str) -> Any:
-        fault = super().take_fault(route)
-        if fault is not None:
-            with self._count_lock:
-                self.answered += 1
-        return fault
 
 
 def on_bundler(bundler: BundlerStandIn, original_dbid: str) -> list[str]:
@@ -408,7 +387,7 @@ def test_the_bundler_asks_for_payment_for_a_while_and_uploads_wait(
     from flows.upload import upload
 
     window_s = 10.0  # longer than one upload attempt waits (4 tries, Retry-After 2 s)
-    bundler = cast(CountingBundler, CountingBundler.start(data_dir=tmp_path / "bundler",
+    bundler = cast(BundlerStandIn, BundlerStandIn.start(data_dir=tmp_path / "bundler",
                                                           bundle_interval=0))
     with bundler:
         Bundler(kind="irys", url=bundler.url).save("chaos-bundler-402", overwrite=True)
@@ -417,12 +396,12 @@ def test_the_bundler_asks_for_payment_for_a_while_and_uploads_wait(
         summary = upload(shim_address=outbox.address, bundler_block="chaos-bundler-402",
                          batch_size=50)
         figures = assert_uploaded_once(bundler, outbox)
-    figures.update(payment_required_answers=bundler.answered, window_s=window_s,
+    figures.update(payment_required_answers=bundler.faults_answered, window_s=window_s,
                    flow_summary=summary)
     report_figures(record_property, "bundler-402", figures)
     # The summary counts only what the last attempt of each batch uploaded: items a
     # failed attempt got accepted were acknowledged then, and are not counted again.
-    assert bundler.answered > 0 and summary["remaining"] == 0
+    assert bundler.faults_answered > 0 and summary["remaining"] == 0
 
 
 KILLABLE_UPLOAD = """

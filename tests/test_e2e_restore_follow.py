@@ -8,16 +8,15 @@ a run of the restore deployment; then 100 more, and one follow run brings B leve
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from kwil_sync.arweave.graphql import GraphQLPager
 from kwil_sync.ethkeys import EthereumKey
 from kwil_sync.kwil import dbid
 from kwil_sync.kwil.client import KwilClient
+from kwil_sync.testing.arlocal import wait_indexed
 from kwil_sync.testing.stack import LocalStack, standin_call
 from kwil_sync.testing.workload import MESSAGES_SCHEMA, MessagesWorkload
 
@@ -82,16 +81,6 @@ def _schema_json() -> dict[str, Any]:
     return dict(json.loads(MESSAGES_SCHEMA.to_json()))
 
 
-def _wait_on_gateway(arlocal: str, original_dbid: str, count: int, timeout: float = 180) -> None:
-    pager = GraphQLPager(f"{arlocal}/graphql", "gateway")
-    deadline = time.monotonic() + timeout
-    seen = 0
-    while time.monotonic() < deadline:
-        seen = sum(1 for _ in pager.records({"Original-DBID": [original_dbid]}))
-        if seen >= count:
-            return
-        time.sleep(1)
-    raise AssertionError(f"only {seen} of {count} records reached the gateway")
 
 
 def _run(name: str, parameters: dict[str, Any]) -> Any:
@@ -107,7 +96,7 @@ def test_restore_then_follow_brings_b_level(world: dict[str, Any]) -> None:
     workload: MessagesWorkload = world["workload"]
     urls = workload.run(workload.plan(500))
     assert len(set(urls)) == 500 and all(u.startswith("https://arweave.net/") for u in urls)
-    _wait_on_gateway(world["arlocal"], world["db_a"], 500)
+    wait_indexed(world["arlocal"], world["db_a"], 500, timeout=180, interval=1)
 
     params = {"original_dbid": world["db_a"], "target": world["db_b"], "node": "node-b",
               "gateway": "arlocal"}
@@ -117,7 +106,7 @@ def test_restore_then_follow_brings_b_level(world: dict[str, Any]) -> None:
     assert len(rows_a) > 300 and rows_a == rows_b
 
     workload.run(workload.plan(100))
-    _wait_on_gateway(world["arlocal"], world["db_a"], 600)
+    wait_indexed(world["arlocal"], world["db_a"], 600, timeout=180, interval=1)
     _run("kwil-sync-follow/follow", params)
     rows_a = standin_call(world["node_a"], "rows", target=world["db_a"], sql=ROWS)["rows"]
     rows_b = standin_call(world["node_b"], "rows", target=world["db_b"], sql=ROWS)["rows"]

@@ -18,6 +18,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 from types import TracebackType
 
@@ -25,7 +26,7 @@ import httpx
 
 from kwil_sync.testing.procs import free_port, stop_process, wait_until
 
-__all__ = ["Arlocal", "node_dir"]
+__all__ = ["Arlocal", "node_dir", "wait_indexed"]
 
 
 def node_dir() -> Path:
@@ -101,3 +102,23 @@ class Arlocal:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.stop()
+
+
+def wait_indexed(gateway_url: str, original_dbid: str, count: int, *, timeout: float = 120,
+                 interval: float = 0.5) -> None:
+    """Wait until the gateway's GraphQL lists `count` records of `original_dbid`.
+
+    Raises:
+        TimeoutError: Naming how many were listed when the time ran out.
+    """
+    from kwil_sync.arweave.graphql import GraphQLPager
+
+    pager = GraphQLPager(f"{gateway_url}/graphql", "gateway")
+    deadline, seen = time.monotonic() + timeout, 0
+    while time.monotonic() < deadline:
+        seen = sum(1 for _ in pager.records({"Original-DBID": [original_dbid]}))
+        if seen >= count:
+            return
+        time.sleep(interval)
+    raise TimeoutError(f"only {seen} of {count} records of {original_dbid} were indexed "
+                       f"within {timeout:.0f} s")

@@ -82,6 +82,7 @@ class BundlerStandIn:
         self.last_error: Exception | None = None
         self._temporary_dir = False
         self._faults: dict[str, Fault] = {}
+        self.faults_answered = 0  # scripted fault answers given (chaos figures)
         self._lock = threading.Lock()
         self._accept_lock = threading.Lock()
         self._stop = threading.Event()
@@ -191,6 +192,7 @@ class BundlerStandIn:
             if fault is None or fault.remaining <= 0:
                 return None
             fault.remaining -= 1
+            self.faults_answered += 1
             return fault
 
     def fail_bundling(self, count: int = 1) -> None:
