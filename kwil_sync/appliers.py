@@ -9,8 +9,8 @@ once per run: the document's `data` names are matched onto the action's paramete
 `KwilApplier` executes calls through the `NoncePipeline` (a window of consecutive
 nonces in flight). Exactly once needs the intent stored before each broadcast, with
 the nonce and signed bytes (so recovery can send the same bytes again): the pipeline
-is given a client whose `broadcast` first hands the signed transaction to `on_signed`,
-then sends it.
+hands each group of signed transactions to `on_signed` before sending any of them, so
+the ledger stores a group's intents in one commit.
 
 2023 convention (kwild v0.9 only, off by default): `db_sync_history=True` reads the
 target's `db_sync_history` table so actions recorded there count as applied, and after
@@ -33,14 +33,14 @@ import httpx
 from kwil_sync.ethkeys import EthereumKey
 from kwil_sync.kwil.client import KwilClient
 from kwil_sync.kwil.errors import KwilError
-from kwil_sync.kwil.pipeline import NoncePipeline
-from kwil_sync.kwil.tx import tx_hash
+from kwil_sync.kwil.pipeline import NoncePipeline, SignedTx
 from kwil_sync.kwil.values import ValueConversionError, convert_arguments
 from kwil_sync.ledger import Ledger
 from kwil_sync.records import SyncRecord
 from kwil_sync.replay_recovery import Recovery, resolve_pending
 
-__all__ = ["ActionApplier", "CallResult", "KwilApplier", "PlannedCall", "Refusal", "plan_call"]
+__all__ = ["ActionApplier", "CallResult", "KwilApplier", "OnSigned", "PlannedCall", "Refusal",
+           "SignedCall", "plan_call"]
 
 ActionParams = list[tuple[str, str | None]]
 HISTORY_ACTION = "save_db_sync"
@@ -75,7 +75,18 @@ class CallResult:
     height: int | None
 
 
-OnSigned = Callable[[PlannedCall, str, int, dict[str, Any]], None]
+@dataclass(frozen=True)
+class SignedCall:
+    """A call signed and about to be broadcast: what an intent stores."""
+
+    call: PlannedCall
+    tx_hash: str
+    nonce: int
+    tx: dict[str, Any]
+
+
+# Runs with each group of signed calls before any of them is broadcast.
+OnSigned = Callable[[list[SignedCall]], None]
 
 
 class ActionApplier(Protocol):
@@ -93,7 +104,7 @@ class ActionApplier(Protocol):
         ...
 
     def apply(self, calls: Sequence[PlannedCall], on_signed: OnSigned) -> list[CallResult]:
-        """Execute `calls` in order; `on_signed(call, hash, nonce, tx)` before each send."""
+        """Execute `calls` in order; `on_signed(group)` before any of a group is sent."""
         ...
 
     def recover(self, ledger: Ledger, key: str) -> Recovery:
@@ -130,26 +141,6 @@ def plan_call(record: SyncRecord, schema: Mapping[str, Sequence[tuple[str, str |
     except ValueConversionError as exc:
         return Refusal("bad-argument", str(exc))
     return PlannedCall(record, target, name, [arguments])
-
-
-class _IntentFirst:
-    """A client whose `broadcast` hands the signed tx to `on_signed` before sending it."""
-
-    def __init__(self, client: KwilClient, version: str, on_signed: OnSigned) -> None:
-        self._client, self._version, self._on_signed = client, version, on_signed
-        self.by_hash: dict[str, PlannedCall] = {}
-        self._recorded: set[str] = set()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._client, name)
-
-    def broadcast(self, tx: dict[str, Any], sync: str = "mempool") -> Any:
-        digest = tx_hash(tx, self._version)
-        call = self.by_hash.get(digest)
-        if call is not None and digest not in self._recorded:
-            self._on_signed(call, digest, int(tx["body"]["nonce"]), tx)
-            self._recorded.add(digest)
-        return self._client.broadcast(tx, sync)
 
 
 class KwilApplier:
@@ -199,12 +190,14 @@ class KwilApplier:
             return []
         if self._chain_id is None:
             self._chain_id = self.client.chain_info().chain_id
-        recording = _IntentFirst(self.client, self.version, on_signed)
-        pipeline = NoncePipeline(cast(KwilClient, recording), self._key, self._chain_id,
-                                 self.version, **self._options)
         sent: list[PlannedCall] = list(calls)
-        outcomes = pipeline.execute(sent, on_signed=lambda i, h: recording.by_hash.update(
-            {h: sent[i]}))
+
+        def signed(group: list[SignedTx]) -> None:
+            on_signed([SignedCall(sent[s.index], s.tx_hash, s.nonce, s.tx) for s in group])
+
+        pipeline = NoncePipeline(self.client, self._key, self._chain_id, self.version,
+                                 **self._options)
+        outcomes = pipeline.execute(sent, on_signed=signed)
         results = [CallResult(c.record.action_id, o.tx_hash, o.code, o.log, o.height)
                    for c, o in zip(sent, outcomes, strict=True)]
         if self.db_sync_history:

@@ -13,7 +13,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from kwil_sync.appliers import ActionApplier, ActionParams, CallResult, PlannedCall, plan_call
+from kwil_sync.appliers import (
+    ActionApplier,
+    ActionParams,
+    CallResult,
+    PlannedCall,
+    SignedCall,
+    plan_call,
+)
 from kwil_sync.arweave.data import DocumentNotFound, DocumentTooLarge
 from kwil_sync.arweave.graphql_queries import Page, TxRecord
 from kwil_sync.ledger import Ledger
@@ -175,10 +182,10 @@ def apply_batch(applier: ActionApplier, ledger: Ledger, key: str,
     """
     planned, refused = plan_batch(records, schema, applier.version, applier.target)
 
-    def on_signed(call: PlannedCall, tx_hash: str, nonce: int, tx: dict[str, object]) -> None:
-        r = call.record
-        ledger.intend(key, r.action_id, tx_hash, nonce, signed_tx=dict(tx), tx_id=r.tx_id,
-                      provider=r.provider_address, sequence=r.sequence)
+    def on_signed(group: list[SignedCall]) -> None:  # one fsynced commit per group
+        ledger.intend_many(key, [(s.call.record.action_id, s.tx_hash, s.nonce, s.tx,
+                                  s.call.record.tx_id, s.call.record.provider_address,
+                                  s.call.record.sequence) for s in group])
 
     results = applier.apply(planned, on_signed)
     # Refused at the door (no height): those bytes never land, the result is final.

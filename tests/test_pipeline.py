@@ -12,7 +12,7 @@ from kwil_sync.ethkeys import EthereumKey
 from kwil_sync.kwil import build_tx, dbid, encode_action
 from kwil_sync.kwil.client import KwilClient
 from kwil_sync.kwil.errors import NodeUnavailable, WrongChainId
-from kwil_sync.kwil.pipeline import NoncePipeline, TxOutcome
+from kwil_sync.kwil.pipeline import NoncePipeline, SignedTx, TxOutcome
 from kwil_sync.testing.kwil_node import ActionDef, KwilNodeStandIn, Schema
 
 KEY = "f1aa5a7966c3863ccde3047f6a1e266cdc0c76b399e256b8fede92b1c69e4f4e"
@@ -47,17 +47,33 @@ def applied_ids(node: KwilNodeStandIn) -> list[int]:
     return [row["id"] for row in node.rows(target(node), "SELECT id FROM log ORDER BY seq")]
 
 
-def pipeline(node: KwilNodeStandIn, **options: Any) -> NoncePipeline:
-    return NoncePipeline(KwilClient(node.url), KEY, CHAIN, node.version, **options)
+class HookedClient(KwilClient):
+    """Runs `hook(n)` before the n-th broadcast (counted from 0)."""
+
+    def __init__(self, url: str, hook: Any) -> None:
+        super().__init__(url)
+        self.hook, self.sent = hook, 0
+
+    def broadcast(self, tx: dict[str, Any], sync: str = "mempool") -> Any:
+        self.hook(self.sent)
+        self.sent += 1
+        return super().broadcast(tx, sync)
+
+
+def pipeline(node: KwilNodeStandIn, hook: Any = None, **options: Any) -> NoncePipeline:
+    client = KwilClient(node.url) if hook is None else HookedClient(node.url, hook)
+    return NoncePipeline(client, KEY, CHAIN, node.version, **options)
 
 
 def test_applies_in_order_and_reports_failures_without_stopping(node):
     batch = calls(node, list(range(60)) + [5] + list(range(60, 120)))  # index 60 repeats id 5
     batch.insert(30, (target(node), "append", [[{"type": "bool", "value": "no"}]]))
     seen_before_broadcast: list[bool] = []
+    groups: list[list[SignedTx]] = []
 
-    def on_signed(index: int, digest: str) -> None:
-        seen_before_broadcast.append(node.chain.lookup(digest) is not None)
+    def on_signed(group: list[SignedTx]) -> None:
+        groups.append(group)
+        seen_before_broadcast.extend(node.chain.lookup(s.tx_hash) is not None for s in group)
 
     outcomes = pipeline(node, window=16).execute(batch, on_signed=on_signed)
     assert [o.index for o in outcomes] == list(range(len(batch)))
@@ -70,22 +86,28 @@ def test_applies_in_order_and_reports_failures_without_stopping(node):
     assert heights == sorted(heights)  # nonces in order, so blocks in order
     assert applied_ids(node) == list(range(120))
     assert len(seen_before_broadcast) == len(batch) - 1 and not any(seen_before_broadcast)
+    assert len(groups[0]) == 16 and len(groups) < len(batch) - 1  # signed ahead, in groups
+    nonces = [s.nonce for g in groups for s in g]
+    assert nonces == list(range(nonces[0], nonces[0] + len(nonces)))
 
 
 def test_recovers_from_a_nonce_another_writer_took_mid_window(node):
     other = KwilClient(node.url)
     signed: list[tuple[int, str]] = []
 
-    def on_signed(index: int, digest: str) -> None:
-        signed.append((index, digest))
-        if index == 10 and len(signed) == 11:  # take the nonce index 10 is about to use
+    def take_a_nonce(sent: int) -> None:
+        if sent == 10:  # take the nonce index 10 is about to use
             nonce = other.account_nonce(OWNER) + 1
             payload = encode_action(node.version, target(node), "append",
                                     calls(node, [999])[0][2])
             other.broadcast(build_tx(KEY, payload, description="other writer", fee="0",
                                      nonce=nonce, chain_id=CHAIN))
 
-    outcomes = pipeline(node, window=8).execute(calls(node, range(30)), on_signed=on_signed)
+    def on_signed(group: list[SignedTx]) -> None:
+        signed.extend((s.index, s.tx_hash) for s in group)
+
+    outcomes = pipeline(node, take_a_nonce, window=8).execute(calls(node, range(30)),
+                                                              on_signed=on_signed)
     assert all(o.ok for o in outcomes)
     assert applied_ids(node) == list(range(10)) + [999] + list(range(10, 30))
     resigned = [digest for index, digest in signed if index == 10]
@@ -94,13 +116,13 @@ def test_recovers_from_a_nonce_another_writer_took_mid_window(node):
 
 
 def test_recovers_from_the_node_being_down_briefly(node):
-    def on_signed(index: int, digest: str) -> None:
-        if index == 20 and node.method_counts["user.broadcast"] < 25:
+    def outage(sent: int) -> None:
+        if sent == 20:
             node.go_down()
             threading.Timer(0.4, node.come_up).start()
 
-    outcomes = pipeline(node, window=16, retry_delay=0.05).execute(
-        calls(node, range(50)), on_signed=on_signed)
+    outcomes = pipeline(node, outage, window=16, retry_delay=0.05).execute(
+        calls(node, range(50)))
     assert all(o.ok for o in outcomes)
     assert applied_ids(node) == list(range(50))
 
@@ -116,15 +138,15 @@ def test_sends_again_what_a_restarted_node_forgot(node):
 
     maker = threading.Thread(target=blocks)
 
-    def on_signed(index: int, digest: str) -> None:
-        if index == 5 and not lost:
+    def restart(sent: int) -> None:
+        if sent == 5 and not lost:
             node.make_block()  # indexes 0..4 land
-        elif index == 12 and not lost:
+        elif sent == 12 and not lost:
             lost.append(node.restart())  # a restarted kwild forgets its mempool
             maker.start()
 
     try:
-        outcomes = pipeline(node, window=32).execute(calls(node, range(40)), on_signed=on_signed)
+        outcomes = pipeline(node, restart, window=32).execute(calls(node, range(40)))
     finally:
         done.set()
         if maker.is_alive():
@@ -141,13 +163,12 @@ def test_retries_rejected_broadcasts(node):
 
 
 def test_gives_up_when_the_node_stays_down(node):
-    def on_signed(index: int, digest: str) -> None:
-        if index == 3:
+    def outage(sent: int) -> None:
+        if sent == 3:
             node.go_down()
 
     with pytest.raises(NodeUnavailable, match="is kwild running"):
-        pipeline(node, retries=2, retry_delay=0.02).execute(calls(node, range(10)),
-                                                            on_signed=on_signed)
+        pipeline(node, outage, retries=2, retry_delay=0.02).execute(calls(node, range(10)))
     node.come_up()
 
 

@@ -4,6 +4,7 @@ Records come from an `ItemSource` (data items in memory) here; the end-to-end te
 the bottom read them back from arlocal after uploading them through the bundler stand-in.
 """
 
+import copy
 import dataclasses
 import json
 import random
@@ -262,28 +263,37 @@ class Crash(RuntimeError):
 
 
 class CrashingApplier(KwilApplier):
-    """Dies after `after_intents` intents are stored (before that send), or after the
-    node answered but before the ledger hears of it (`after_results`)."""
+    """Dies once a group of intents is stored, after `after_sends` of its transactions
+    went out (0: before any), or after the node answered but before the ledger hears
+    of it (`after_results`)."""
 
-    def __init__(self, *args, after_intents: int | None = None, after_results: bool = False,
+    def __init__(self, *args, after_sends: int | None = None, after_results: bool = False,
                  **kw) -> None:
         super().__init__(*args, **kw)
-        self.after_intents, self.after_results, self.intents = after_intents, after_results, 0
+        self.after_sends, self.after_results, self.stored = after_sends, after_results, 0
+        self.client = copy.copy(self.client)  # the dying broadcast stays on this applier
+        broadcast, sends = self.client.broadcast, [0]
+
+        def dying_broadcast(tx, sync="mempool"):
+            if self.stored and sends[0] == self.after_sends:
+                raise Crash(f"killed after {sends[0]} broadcasts of a stored group")
+            sends[0] += 1
+            return broadcast(tx, sync)
+
+        self.client.broadcast = dying_broadcast
 
     def apply(self, calls, on_signed):
-        def dying(call, tx_hash, nonce, tx):
-            on_signed(call, tx_hash, nonce, tx)
-            self.intents += 1
-            if self.intents == self.after_intents:
-                raise Crash("killed after storing an intent, before its broadcast")
+        def storing(group):
+            on_signed(group)
+            self.stored += len(group)
 
-        results = super().apply(calls, dying)
+        results = super().apply(calls, storing)
         if self.after_results:
             raise Crash("killed after the results, before the ledger recorded them")
         return results
 
 
-@pytest.mark.parametrize("crash", [dict(after_intents=1), dict(after_intents=5),
+@pytest.mark.parametrize("crash", [dict(after_sends=0), dict(after_sends=5),
                                    dict(after_results=True)])
 def test_a_crash_then_a_rerun_leaves_no_duplicate_and_no_gap(world, crash):
     node, target, client, ledger = world
@@ -292,12 +302,18 @@ def test_a_crash_then_a_rerun_leaves_no_duplicate_and_no_gap(world, crash):
     dying = CrashingApplier(client, ADMIN_KEY, target, **crash)
     with pytest.raises(Crash):
         replayer(world, ItemSource(items), applier=dying, batch_size=8).run()
-    assert ledger.pending(key(target))  # intents left for the next run
+    pending = ledger.pending(key(target))
+    if "after_sends" in crash:  # the whole group was stored before the first send
+        assert len(pending) == 8 and [i.nonce for i in pending] == list(
+            range(pending[0].nonce, pending[0].nonce + 8))
+    assert pending  # intents left for the next run
     report = replayer(world, ItemSource(items)).run()
     assert report.recovery is not None and not ledger.pending(key(target))
     assert ids_in_order(world) == [f"m{i}" for i in range(1, 9)]
     assert ledger.counts(key(target)).done == 8
     assert report.applied + len(report.recovery.completed) == 8
+    if crash.get("after_sends") == 0:
+        assert len(report.recovery.resent) == 8  # the same stored bytes, in nonce order
 
 
 def test_irys_rows_without_owner_keys_replay_too(world):
@@ -407,7 +423,7 @@ def test_end_to_end_through_the_bundler_and_arlocal(arlocal, tmp_path):
                         return Replayer(source, docs, applier, ledger,  # noqa: B023
                                         TrustPolicy(chain.original), target_id=fresh)  # noqa: B023
 
-                    dying = CrashingApplier(client, ADMIN_KEY, fresh, after_intents=103)
+                    dying = CrashingApplier(client, ADMIN_KEY, fresh, after_sends=102)
                     with pytest.raises(Crash):  # killed in the second page's batch
                         make(dying).run()
                     assert ledger.pending(fresh)

@@ -6,6 +6,11 @@ in order in mempool mode and confirms them oldest first with `tx_query`, sending
 as older ones land. Per-sender nonces make kwild include them in order, so the actions
 apply in the order given.
 
+Transactions are signed in groups (as many as the window has room for) and each group
+is handed to `on_signed` before any of it is broadcast: a caller that must store every
+signed transaction durably before its broadcast (the replay ledger's intents) does so
+with one commit per group instead of one per transaction.
+
 Trouble it handles:
 - a nonce another writer took (`NonceError`): read the pending nonce again, re-sign
   what was not taken (`on_signed` sees the new hash) and go on in the same order;
@@ -29,6 +34,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 from kwil_sync.ethkeys import EthereumKey
@@ -47,7 +53,7 @@ from kwil_sync.kwil.errors import (
 from kwil_sync.kwil.payload import PayloadError, encode_action
 from kwil_sync.kwil.tx import build_tx, tx_hash
 
-__all__ = ["NoncePipeline", "PipelineStuck", "TxOutcome"]
+__all__ = ["NoncePipeline", "OnSigned", "PipelineStuck", "SignedTx", "TxOutcome"]
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,21 @@ class TxOutcome:
     @property
     def ok(self) -> bool:
         return self.code == 0 and self.height is not None
+
+
+@dataclass(frozen=True)
+class SignedTx:
+    """`calls[index]` signed with `nonce`, not yet broadcast: `tx` is the exact JSON sent."""
+
+    index: int
+    tx_hash: str
+    nonce: int
+    tx: dict[str, Any]
+
+
+# Runs with each group of freshly signed transactions before any of them is broadcast
+# (again, with new hashes and nonces, for transactions signed again).
+OnSigned = Callable[[list[SignedTx]], None]
 
 
 class PipelineStuck(KwilError):
@@ -146,10 +167,11 @@ class NoncePipeline:
             return result
 
     def execute(self, calls: Sequence[Any], *,
-                on_signed: Callable[[int, str], None] | None = None) -> list[TxOutcome]:
+                on_signed: OnSigned | None = None) -> list[TxOutcome]:
         """Apply `calls` (each with `target`, `action`, `arguments`) in order.
 
-        `on_signed(index, tx_hash)` runs before each broadcast (again after a re-sign).
+        `on_signed(group)` runs with each group of signed transactions before any of
+        them is broadcast; if it raises, nothing of that group is sent.
         Returns one `TxOutcome` per call, in the order of `calls`.
         """
         outcomes: dict[int, TxOutcome] = {}
@@ -172,35 +194,39 @@ class NoncePipeline:
         status: TxStatus | None = self._retrying(lambda: self.client.tx_query(digest))
         return status
 
-    def _send(self, index: int, payload: bytes, nonce: int,
-             on_signed: Callable[[int, str], None] | None) -> _Sent | TxOutcome | None:
-        """Sign and broadcast one; None when its nonce is taken (resync and sign again)."""
-        tx = build_tx(self._key, payload, description=self.description, fee="0", nonce=nonce,
-                      chain_id=self.chain_id)
-        digest = tx_hash(tx, self.version)
-        if on_signed is not None:
-            on_signed(index, digest)
+    def _sign(self, indexes: Sequence[int], payloads: dict[int, bytes],
+              first_nonce: int) -> list[SignedTx]:
+        """Sign `indexes` with consecutive nonces from `first_nonce`."""
+        group = []
+        for nonce, index in enumerate(indexes, first_nonce):
+            tx = build_tx(self._key, payloads[index], description=self.description, fee="0",
+                          nonce=nonce, chain_id=self.chain_id)
+            group.append(SignedTx(index, tx_hash(tx, self.version), nonce, tx))
+        return group
+
+    def _send(self, signed: SignedTx) -> _Sent | TxOutcome | None:
+        """Broadcast one; None when its nonce is taken (resync and sign again)."""
         while True:
             try:
-                self.client.broadcast(tx, "mempool")
+                self.client.broadcast(signed.tx, "mempool")
             except DuplicateTx:
                 pass  # an earlier attempt got through
             except NonceError:
-                if self._known(digest):  # an earlier attempt got through, its answer did not
+                if self._known(signed.tx_hash):  # it got through, its answer did not
                     break
                 return None
             except (WrongChainId, InvalidSignature):
                 raise
             except BroadcastRejected as exc:
-                return TxOutcome(index, digest, exc.tx_code, exc.log, None)
+                return TxOutcome(signed.index, signed.tx_hash, exc.tx_code, exc.log, None)
             except (NodeUnavailable, RpcError) as exc:
-                if self._known(digest):  # the answer was lost, not the transaction
+                if self._known(signed.tx_hash):  # the answer was lost, not the transaction
                     break
                 self._backoff.failed(exc)
                 continue
             break
         self._backoff.succeeded()
-        return _Sent(digest, nonce, time.monotonic())
+        return _Sent(signed.tx_hash, signed.nonce, time.monotonic())
 
     def _known(self, digest: str) -> bool:
         try:
@@ -219,7 +245,7 @@ class _Run:
 
     def __init__(self, pipeline: NoncePipeline, payloads: dict[int, bytes],
                  outcomes: dict[int, TxOutcome],
-                 on_signed: Callable[[int, str], None] | None) -> None:
+                 on_signed: OnSigned | None) -> None:
         self.p, self.payloads, self.outcomes, self.on_signed = (pipeline, payloads, outcomes,
                                                                 on_signed)
         self.cond = threading.Condition()
@@ -254,25 +280,45 @@ class _Run:
                 if self.error or (not self.todo and not self.inflight):
                     return
                 resync = self.forgotten
-                index = self.todo[0]
+                room = self.p.window - len(self.inflight)
+                indexes = [] if resync else list(islice(self.todo, room))
             if not resync:
-                sent = self.p._send(index, self.payloads[index], next_nonce, self.on_signed)
-                if sent is not None:
+                group = self.p._sign(indexes, self.payloads, next_nonce)
+                if self.on_signed is not None:
+                    self.on_signed(group)
+                nonce_taken, next_nonce = self._send_group(group, next_nonce)
+                if not nonce_taken:
                     taken = 0
-                    with self.cond:
-                        self.todo.popleft()
-                        if isinstance(sent, TxOutcome):
-                            self.outcomes[index] = sent
-                        else:
-                            self.inflight[index] = sent
-                            next_nonce += 1
-                        self.cond.notify_all()
                     continue
-                taken += 1
+                taken = taken + 1 if next_nonce == group[0].nonce else 1
                 if taken > self.p._backoff.retries:
                     raise KwilError(f"nonce {next_nonce} was refused {taken} times in a row: "
                                     f"is another writer using {self.p.address}?")
             next_nonce = self._resync()
+
+    def _send_group(self, group: list[SignedTx], next_nonce: int) -> tuple[bool, int]:
+        """Broadcast `group` in order. Stops early when a nonce is taken, when one is
+        refused at the door (its nonce stays free, so the rest must be signed again) or
+        when the node forgot what it held (the caller resyncs). Returns (a nonce was
+        taken, the next nonce to sign with)."""
+        for signed in group:
+            with self.cond:
+                if self.error or self.forgotten:
+                    return False, next_nonce
+            sent = self.p._send(signed)
+            if sent is None:
+                return True, next_nonce
+            with self.cond:
+                self.todo.popleft()
+                if isinstance(sent, TxOutcome):
+                    self.outcomes[signed.index] = sent
+                else:
+                    self.inflight[signed.index] = sent
+                    next_nonce += 1
+                self.cond.notify_all()
+            if isinstance(sent, TxOutcome):
+                return False, next_nonce
+        return False, next_nonce
 
     def _resync(self) -> int:
         with self.cond:
