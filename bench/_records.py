@@ -279,8 +279,7 @@ def run_core(gateway_url: str, original_dbid: str, node_url: str, version: str, 
         with _documents(gateway_url) as docs:
             replayer = Replayer(_source(gateway_url, original_dbid), docs, applier, ledger,
                                 TrustPolicy(original_dbid),
-                                target_id=f"{client.chain_info().chain_id}/{target}",
-                                batch_size=100)
+                                target_id=f"{client.chain_info().chain_id}/{target}")
             report = replayer.run(until=until)
     finally:
         ledger.close()

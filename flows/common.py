@@ -42,7 +42,7 @@ class Pipeline:
 def build_pipeline(original_dbid: str, target: str, *, node: str, gateway: str,
                    trusted_providers: list[str], batch_size: int, db_sync_history: bool,
                    ledger_path: str | None, allow_unverified_legacy: bool = False,
-                   on_page: Any = None) -> Pipeline:
+                   on_progress: Any = None) -> Pipeline:
     """Load the blocks and wire page -> fetch -> verify -> order -> apply for one target."""
     settings = KwilSyncSettings()
     kwil_node = cast(KwilNode, KwilNode.load(node))
@@ -62,7 +62,7 @@ def build_pipeline(original_dbid: str, target: str, *, node: str, gateway: str,
         ledger, policy, target_id=ledger_key,
         batch_size=batch_size, max_document_bytes=arweave.max_document_bytes,
         gap_timeout_s=settings.gap_timeout_seconds, step_runner=prefect_steps(),
-        on_page=on_page)
+        on_progress=on_progress)
     return Pipeline(replayer, applier, ledger, ledger_key, applier.address)
 
 
@@ -76,7 +76,7 @@ def replay(original_dbid: str, target: str, *, key: str, title: str, node: str, 
     pipeline = build_pipeline(original_dbid, target, node=node, gateway=gateway,
                               trusted_providers=trusted_providers or [],
                               batch_size=batch_size, db_sync_history=db_sync_history,
-                              ledger_path=ledger_path, on_page=progress,
+                              ledger_path=ledger_path, on_progress=progress,
                               allow_unverified_legacy=allow_unverified_legacy)
     try:
         report = pipeline.replayer.run(

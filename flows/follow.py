@@ -54,7 +54,7 @@ def _ensure_limit(name: str) -> None:
       log_prints=False)
 def follow(original_dbid: str, target: str, node: str = "kwil-sync-target",
            gateway: str = "kwil-sync-gateway", trusted_providers: list[str] | None = None,
-           lookback_seconds: int | None = None, batch_size: int = 100,
+           lookback_seconds: int | None = None, batch_size: int = 1000,
            db_sync_history: bool = False,
            allow_unverified_legacy: bool = False, ledger_path: str | None = None,
            lock_timeout_seconds: float = 120) -> dict[str, Any]:
@@ -73,7 +73,8 @@ def follow(original_dbid: str, target: str, node: str = "kwil-sync-target",
         gateway: Name of the ArweaveGateway block the log is read from.
         trusted_providers: More provider addresses whose records are applied.
         lookback_seconds: How far behind the cursor to re-read (default from settings).
-        batch_size: Records per apply batch.
+        batch_size: Most records per chunk (read, fetched and applied as one task run
+            each).
         db_sync_history: Also follow the 2023 `db_sync_history` convention (v0.9).
         allow_unverified_legacy: Apply 2023 records whose data item signature the index
             cannot prove (Irys and arlocal do not report anchors); they are then trusted

@@ -17,7 +17,7 @@ __all__ = ["restore"]
       log_prints=False)
 def restore(original_dbid: str, target: str, node: str = "kwil-sync-target",
             gateway: str = "kwil-sync-gateway", trusted_providers: list[str] | None = None,
-            until: str | None = None, dry_run: bool = False, batch_size: int = 100,
+            until: str | None = None, dry_run: bool = False, batch_size: int = 1000,
             skip_own: bool = False, db_sync_history: bool = False,
             allow_unverified_legacy: bool = False,
             ledger_path: str | None = None,
@@ -37,7 +37,8 @@ def restore(original_dbid: str, target: str, node: str = "kwil-sync-target",
         trusted_providers: More provider addresses whose records are applied.
         until: Stop at this time (ms since the epoch or ISO 8601) or action id.
         dry_run: Plan only: count records, bytes, signers and missing actions.
-        batch_size: Records per apply batch (one task run each).
+        batch_size: Most records per chunk (read, fetched and applied as one task run
+            each); a chunk holds at most this many documents in memory.
         skip_own: Skip records the target's own key wrote (they are already there).
         db_sync_history: Also follow the 2023 `db_sync_history` convention (v0.9).
         allow_unverified_legacy: Apply 2023 records whose data item signature the index

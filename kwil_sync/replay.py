@@ -4,9 +4,13 @@
          -> drop what the ledger holds -> apply a batch (intents stored before each
          broadcast) -> complete in the ledger -> mark sequence slots -> report
 
-Work is streamed page by page: while a page is applied, the next page's documents are
-already being fetched and verified (and the pager has the page after that on its
-way). Only records held behind a sequence gap stay in memory.
+Work is streamed in chunks of whole pages: the first chunk is one page, so applying
+starts early; each next chunk carries twice as many records as the last, up to
+`batch_size`, so per-step costs (a task run each under Prefect, one pipeline drain
+per apply batch) stay small. While a chunk is applied, the next one is already being
+read, fetched and verified in a second thread (and the pager has the page after that
+on its way). At most three chunks and the records held behind a sequence gap are in
+memory: `batch_size` x the document size limit bounds what a chunk can hold.
 
 - restore: from the beginning (or a `Start`), optionally `until` a timestamp (ms) or
   an action id; at the end of the log, records still behind a gap are quarantined.
@@ -31,7 +35,7 @@ from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from typing import Any
 
 from kwil_sync.appliers import ActionApplier, ActionParams
-from kwil_sync.arweave.graphql_queries import TxRecord
+from kwil_sync.arweave.graphql_queries import Page, TxRecord
 from kwil_sync.ledger import Ledger
 from kwil_sync.ordering import Gap, Released, Sequencer
 from kwil_sync.records import MAX_DOCUMENT_BYTES
@@ -51,7 +55,7 @@ __all__ = ["ReplayReport", "Replayer", "StepRunner", "run_directly"]
 
 # How each step runs: `runner(name, step, *args)`. The default calls the step; the
 # Prefect layer (tasks/replay.py) makes each call a task run. Names: "recover",
-# "read-page", "fetch-and-verify", "apply-batch".
+# "read-pages", "fetch-and-verify", "apply-batch".
 StepRunner = Callable[..., Any]
 
 
@@ -116,27 +120,27 @@ class Replayer:
         policy: Which database, which signers are trusted.
         target_id: The ledger's key for the target (the applier's dbid or namespace,
             or a longer key such as "chain id/dbid").
-        batch_size: Records per apply batch.
+        batch_size: Most records per chunk read and per apply batch.
         max_document_bytes: Larger documents are quarantined.
         gap_timeout_s: How long a sequence gap may stay open before quarantine.
         clock: Wall clock in seconds (for gap ages).
         step_runner: Runs each step (see `StepRunner`); Prefect makes them task runs.
-        on_page: Called with the report so far after each page (progress).
+        on_progress: Called with the report so far after each chunk is applied.
     """
 
     def __init__(self, source: RecordSource, fetcher: DocumentFetcher, applier: ActionApplier,
-                 ledger: Ledger, policy: TrustPolicy, *, target_id: str, batch_size: int = 100,
+                 ledger: Ledger, policy: TrustPolicy, *, target_id: str, batch_size: int = 1000,
                  max_document_bytes: int = MAX_DOCUMENT_BYTES, gap_timeout_s: float = 600.0,
                  clock: Callable[[], float] = time.time,
                  step_runner: StepRunner = run_directly,
-                 on_page: Callable[[ReplayReport], None] | None = None) -> None:
+                 on_progress: Callable[[ReplayReport], None] | None = None) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self.source, self.fetcher, self.applier = source, fetcher, applier
         self.ledger, self.policy, self.target = ledger, policy, target_id
         self.batch_size, self.max_document_bytes = batch_size, max_document_bytes
         self.gap_timeout_s, self.clock = gap_timeout_s, clock
-        self.step, self.on_page = step_runner, on_page
+        self.step, self.on_progress = step_runner, on_progress
 
     def __repr__(self) -> str:
         return f"Replayer(target={self.target!r}, database={self.policy.original_dbid!r})"
@@ -165,46 +169,67 @@ class Replayer:
             self.ledger.record_external(self.target, self.applier.applied_elsewhere(),
                                         log="db_sync_history")
         run.schema = self.applier.actions()
-        with ThreadPoolExecutor(1, thread_name_prefix="replay-prefetch") as pool:
-            ahead: Future[tuple[list[TxRecord], Checked]] | None = None
-            pages = _read(self.step, self.source.pages(start or Start()))
-            for records, stop in _cut(pages, until, run.report):
-                # the copied context keeps the prefetch step inside the caller's flow run
-                following = pool.submit(contextvars.copy_context().run, self.step,
-                                        "fetch-and-verify", run.check, records)
-                if ahead is not None:
-                    run.process(*ahead.result())
-                ahead = following
-                if stop:
+        reader = _ChunkReader(self.source.pages(start or Start()), until, self.batch_size)
+        with ThreadPoolExecutor(1, thread_name_prefix="replay-read-ahead") as pool:
+            def read_ahead() -> Future[tuple[_Chunk, Checked] | None]:
+                # the copied context keeps these steps inside the caller's flow run
+                return pool.submit(contextvars.copy_context().run, self._read_and_check,
+                                   reader, run)
+
+            following = read_ahead()
+            while (got := following.result()) is not None:
+                chunk, checked = got
+                if not chunk.reached_until:
+                    following = read_ahead()  # while this chunk is applied
+                run.process(chunk, checked)
+                if chunk.reached_until:
                     break
-            if ahead is not None:
-                run.process(*ahead.result())
         run.release(run.sequencer.finish(quarantine_held=not follow))
         return run.finish(follow)
 
+    def _read_and_check(self, reader: _ChunkReader,
+                        run: _Run) -> tuple[_Chunk, Checked] | None:
+        chunk: _Chunk | None = self.step("read-pages", reader.read)
+        if chunk is None:
+            return None
+        return chunk, self.step("fetch-and-verify", run.check, chunk.records)
 
-def _read(step: StepRunner, pages: Iterator[Any]) -> Iterator[Any]:
-    """Each page read as a step of its own."""
-    while (page := step("read-page", next, pages, None)) is not None:
-        yield page
+
+@dataclass
+class _Chunk:
+    records: list[TxRecord]
+    pages: int
+    reached_until: bool
 
 
-def _cut(pages: Iterator[Any], until: int | str | None,
-         report: ReplayReport) -> Iterator[tuple[list[TxRecord], bool]]:
-    """Yield each page's records up to `until`, and whether to stop after them."""
-    for page in pages:
-        report.pages += 1
-        records: list[TxRecord] = []
-        for tx in page.records:
-            if isinstance(until, int) and tx.timestamp_ms is not None and tx.timestamp_ms > until:
-                report.reached_until = True
+class _ChunkReader:
+    """Whole pages up to `until`: one page first, then chunks of twice as many records
+    as the last, up to `most`."""
+
+    def __init__(self, pages: Iterator[Page], until: int | str | None, most: int) -> None:
+        self.pages, self.until, self.most = pages, until, most
+        self.want, self.done = 1, False
+
+    def read(self) -> _Chunk | None:
+        chunk = _Chunk([], 0, False)
+        while not self.done and len(chunk.records) < self.want:
+            page = next(self.pages, None)
+            if page is None:
+                self.done = True
                 break
-            records.append(tx)
-            if isinstance(until, str) and tx.tag("Action-Id") == until:
-                report.reached_until = True
-                break
-        report.records += len(records)
-        yield records, report.reached_until
+            chunk.pages += 1
+            for tx in page.records:
+                if (isinstance(self.until, int) and tx.timestamp_ms is not None
+                        and tx.timestamp_ms > self.until):
+                    chunk.reached_until = True
+                    break
+                chunk.records.append(tx)
+                if isinstance(self.until, str) and tx.tag("Action-Id") == self.until:
+                    chunk.reached_until = True
+                    break
+            self.done = chunk.reached_until
+        self.want = min(self.most, 2 * max(len(chunk.records), 1))
+        return chunk if chunk.pages else None
 
 
 class _Run:
@@ -221,15 +246,17 @@ class _Run:
             history=lambda provider, seq: ledger.action_at(target, provider, seq),
             gap_opened=ledger.gaps(target), clock=replayer.clock)
 
-    def check(self, records: list[TxRecord]) -> tuple[list[TxRecord], Checked]:
-        """Fetch and verify (runs one page ahead, in the prefetch thread)."""
+    def check(self, records: list[TxRecord]) -> Checked:
+        """Fetch and verify (one chunk ahead, in the read-ahead thread)."""
         fetched = fetch_documents(self.r.fetcher, records)
-        return records, verify_batch(fetched, self.r.policy,
-                                     max_document_bytes=self.r.max_document_bytes,
-                                     skip_provider=self.skip)
+        return verify_batch(fetched, self.r.policy, max_document_bytes=self.r.max_document_bytes,
+                            skip_provider=self.skip)
 
-    def process(self, records: list[TxRecord], checked: Checked) -> None:
-        report = self.report
+    def process(self, chunk: _Chunk, checked: Checked) -> None:
+        report, records = self.report, chunk.records
+        report.pages += chunk.pages
+        report.records += len(records)
+        report.reached_until = report.reached_until or chunk.reached_until
         report.bytes += checked.bytes
         report.skipped_own += checked.skipped_own
         report.unconfirmed += checked.unconfirmed
@@ -244,8 +271,8 @@ class _Run:
             report.last = Position(last.cursor, last.timestamp_ms, last.height)
         self.sequencer.feed(checked.accepted)
         self.release(self.sequencer.drain())
-        if self.r.on_page is not None:
-            self.r.on_page(report)
+        if self.r.on_progress is not None:
+            self.r.on_progress(report)
 
     def refuse(self, refused: list[Refused]) -> None:
         for item in refused:

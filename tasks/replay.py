@@ -1,4 +1,4 @@
-"""Prefect tasks around the core replay pipeline: one task run per page or batch.
+"""Prefect tasks around the core replay pipeline: one task run per step of a chunk.
 
 The pipeline (`kwil_sync.replay.Replayer`) runs each step through a step runner;
 `prefect_steps()` returns one that makes every step a task run, so the Prefect UI
@@ -30,7 +30,7 @@ def _step_task(name: str, description: str) -> Task[..., Any]:
 
 
 STEP_TASKS: dict[str, Task[..., Any]] = {
-    "read-page": _step_task("read-page", "Read one GraphQL page of records."),
+    "read-pages": _step_task("read-pages", "Read the next chunk of GraphQL pages of records."),
     "fetch-and-verify": _step_task(
         "fetch-and-verify", "Fetch a page's documents and verify signer, signatures, hash."),
     "apply-batch": _step_task(

@@ -111,13 +111,13 @@ def report_figures(record_property: Callable[[str, object], None], scenario: str
 
 def replayer(target: Target, graphql_url: str, data_url: str, kwil_url: str,
              original_dbid: str, *, page_size: int = 100, trusted: frozenset[str] = frozenset(),
-             on_page: Callable[[ReplayReport], None] | None = None) -> Replayer:
+             on_progress: Callable[[ReplayReport], None] | None = None) -> Replayer:
     return Replayer(GraphQLSource(GraphQLPager(graphql_url, "gateway", page_size=page_size),
                                   original_dbid),
                     GatewayDataClient(data_url, max_bytes=MAX_DOCUMENT_BYTES),
                     KwilApplier(KwilClient(kwil_url, version="v0.9"), ADMIN_KEY, target.id),
                     target.ledger, TrustPolicy(original_dbid, trusted), target_id=target.id,
-                    on_page=on_page)
+                    on_progress=on_progress)
 
 
 def run_until_done(make: Callable[[], Replayer], start: Start | None = None, *,
