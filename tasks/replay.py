@@ -13,6 +13,7 @@ from typing import Any
 
 from prefect import Task, task
 from prefect.cache_policies import NO_CACHE
+from prefect.utilities.annotations import quote
 
 __all__ = ["STEP_TASKS", "prefect_steps"]
 
@@ -47,6 +48,9 @@ def prefect_steps() -> Callable[..., Any]:
         prefect_task = STEP_TASKS.get(name)
         if prefect_task is None:
             return step(*args)
-        return prefect_task(step, *args)
+        # quote: the arguments are live objects and chunks of up to thousands of
+        # records; Prefect would otherwise walk every one looking for futures, which
+        # cost more CPU than the step itself.
+        return prefect_task(step, *(quote(a) for a in args))
 
     return run_step
