@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -159,17 +161,67 @@ def test_node_not_running_is_node_unavailable():
         client.chain_info()
 
 
-def test_gateway_errors_are_node_unavailable_and_garbage_is_an_rpc_error():
-    def answer(request: httpx.Request) -> httpx.Response:
-        if request.url.host == "down.test":
-            return httpx.Response(503, text="<html>upstream unavailable</html>")
-        return httpx.Response(200, text="not json")
+def _answer(path: str) -> tuple[int, str]:
+    if path.startswith("/down"):
+        return 503, "<html>upstream unavailable</html>"
+    if path.startswith("/auth"):
+        return 200, '{"jsonrpc": "2.0", "id": 1, "result": {"chain_id": "ok"}}'
+    return 200, "not json"
+
+
+@pytest.fixture
+def odd_server() -> Iterator[tuple[str, list[dict[str, str]]]]:
+    """A 127.0.0.1 server answering like a proxy in front of kwild would (by path)."""
+    seen: list[dict[str, str]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (the stdlib's name)
+            self.rfile.read(int(self.headers["Content-Length"]))
+            seen.append(dict(self.headers))
+            status, text = _answer(self.path)
+            self.send_response(status)
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(text.encode())
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_gateway_errors_are_node_unavailable_and_garbage_is_an_rpc_error(odd_server):
+    url, _ = odd_server
+    with pytest.raises(NodeUnavailable):
+        KwilClient(f"{url}/down", version="v0.9").chain_info()
+    with pytest.raises(RpcError, match="not a JSON-RPC answer: not json"):
+        KwilClient(f"{url}/odd", version="v0.9").chain_info()
+
+    def answer(request: httpx.Request) -> httpx.Response:  # the same through httpx
+        status, text = _answer(request.url.path)
+        return httpx.Response(status, text=text)
 
     http = httpx.Client(transport=httpx.MockTransport(answer))
     with pytest.raises(NodeUnavailable):
-        KwilClient("http://down.test", version="v0.9", http=http).chain_info()
+        KwilClient("http://proxy.test/down", version="v0.9", http=http).chain_info()
     with pytest.raises(RpcError, match="not a JSON-RPC answer"):
-        KwilClient("http://odd.test", version="v0.9", http=http).chain_info()
+        KwilClient("http://proxy.test/odd", version="v0.9", http=http).chain_info()
+
+
+def test_user_and_password_in_the_url_are_basic_auth(odd_server):
+    url, seen = odd_server
+    authed = url.replace("http://", "http://kwil:s%3Acret@") + "/auth"
+    assert KwilClient(authed, version="v0.9").chain_info().chain_id == "ok"
+    assert seen[-1]["Authorization"] == "Basic a3dpbDpzOmNyZXQ="  # kwil:s:cret
+    with pytest.raises(ValueError, match="http:// or https://"):
+        KwilClient("ftp://127.0.0.1:1/", version="v0.9")
 
 
 def test_error_mapping_from_kwild_payloads():

@@ -8,8 +8,9 @@ key_type}`; broadcast sync modes are numbered differently; actions come from
 to and returned by this client are always 64-char lowercase hex.
 
 Each method is written once as a request description (`_Call`: method, params, result
-parser); `KwilClient` runs them over a pooled `httpx.Client`, `AsyncKwilClient` over
-an `httpx.AsyncClient`.
+parser); `KwilClient` runs them one connection per call, as kwild closes every
+connection anyway (`kwil_sync.kwil.direct_http`), or over a given `httpx.Client`;
+`AsyncKwilClient` over an `httpx.AsyncClient`.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any, Generic, TypeVar
 
 import httpx
 
+from kwil_sync.kwil.direct_http import TRANSPORT_ERRORS, DirectPost
 from kwil_sync.kwil.errors import (
     RPC_ENGINE_INTERNAL,
     RPC_TX_NOT_FOUND,
@@ -224,15 +226,16 @@ def _envelope(call: _Call[Any], request_id: int) -> dict[str, Any]:
     return {"jsonrpc": "2.0", "id": request_id, "method": call.method, "params": call.params}
 
 
-def _unwrap(url: str, call: _Call[T], response: httpx.Response) -> T:
+def _unwrap(url: str, call: _Call[T], status: int, content: bytes) -> T:
     try:
-        body = response.json()
+        body = json.loads(content)
     except ValueError:
         body = None
     if not isinstance(body, dict) or ("result" not in body and "error" not in body):
-        if response.status_code in _TRANSIENT_HTTP:
-            raise NodeUnavailable(url, f"HTTP {response.status_code}")
-        raise RpcError(response.status_code, f"not a JSON-RPC answer: {response.text[:200]}")
+        if status in _TRANSIENT_HTTP:
+            raise NodeUnavailable(url, f"HTTP {status}")
+        text = content[:200].decode(errors="replace")
+        raise RpcError(status, f"not a JSON-RPC answer: {text}")
     error = body.get("error")
     if error:
         code = int(error.get("code", 0))
@@ -259,7 +262,8 @@ class KwilClient:
         url: The node's base URL, e.g. `http://127.0.0.1:8484`.
         version: `"v0.9"`, `"v0.10"` or `"auto"` (asks `user.chain_info` once).
         timeout: Seconds per request.
-        http: An `httpx.Client` to use instead of a new pooled one (`close` leaves it open).
+        http: An `httpx.Client` to send through (proxies, custom TLS; `close` leaves it
+            open). Without one, each call is one `http.client` connection.
 
     Every method raises `NodeUnavailable` when the node does not answer, and the typed
     errors of `kwil_sync.kwil.errors` for kwild's error answers.
@@ -269,8 +273,8 @@ class KwilClient:
                  http: httpx.Client | None = None) -> None:
         self.url = url.rstrip("/")
         self._version = _check_version(version)
-        self._own_http = http is None
-        self._http = http or httpx.Client(timeout=timeout)
+        self._direct = DirectPost(self.url, timeout)  # also checks the URL up front
+        self._http = http
         self._ids = 0
 
     @property
@@ -282,11 +286,17 @@ class KwilClient:
 
     def _run(self, call: _Call[T]) -> T:
         self._ids += 1
+        body = json.dumps(_envelope(call, self._ids)).encode()
         try:
-            response = self._http.post(f"{self.url}/rpc/v1", json=_envelope(call, self._ids))
-        except (httpx.TransportError, OSError) as exc:
+            if self._http is None:
+                status, content = self._direct.post("/rpc/v1", body)
+            else:
+                response = self._http.post(f"{self.url}/rpc/v1", content=body,
+                                           headers={"Content-Type": "application/json"})
+                status, content = response.status_code, response.content
+        except (httpx.TransportError, *TRANSPORT_ERRORS) as exc:
             raise NodeUnavailable(self.url, type(exc).__name__) from exc
-        return _unwrap(self.url, call, response)
+        return _unwrap(self.url, call, status, content)
 
     def chain_info(self) -> ChainInfo:
         """Chain id, best height and hash (and `gas` from v0.10 on)."""
@@ -341,8 +351,7 @@ class KwilClient:
                                lambda r: str(r.get("price") or "0")))
 
     def close(self) -> None:
-        if self._own_http:
-            self._http.close()
+        """Nothing to release without an `httpx.Client`; a given one stays open."""
 
     def __enter__(self) -> KwilClient:
         return self
@@ -374,7 +383,7 @@ class AsyncKwilClient:
                                              json=_envelope(call, self._ids))
         except (httpx.TransportError, OSError) as exc:
             raise NodeUnavailable(self.url, type(exc).__name__) from exc
-        return _unwrap(self.url, call, response)
+        return _unwrap(self.url, call, response.status_code, response.content)
 
     async def chain_info(self) -> ChainInfo:
         return await self._run(_Call("user.chain_info", {}, ChainInfo.from_result))
