@@ -156,7 +156,7 @@ class KwilApplier:
     """
 
     def __init__(self, client: KwilClient, private_key_hex: str, target: str, *,
-                 db_sync_history: bool = False, window: int = 64,
+                 db_sync_history: bool = False, window: int = 256,
                  pipeline_options: Mapping[str, Any] | None = None) -> None:
         self.client, self.target = client, target
         self._key = private_key_hex
