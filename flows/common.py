@@ -126,6 +126,7 @@ def publish_report(report: ReplayReport, *, key: str, title: str) -> dict[str, A
         {"what": "records read", "count": report.records},
         {"what": "applied", "count": report.applied},
         {"what": "already applied", "count": report.already_applied},
+        {"what": "already in the ledger (not fetched again)", "count": report.known},
         {"what": "repeats collapsed", "count": report.duplicates},
         {"what": "apply failed", "count": report.failed},
         {"what": "held behind a sequence gap", "count": report.held},

@@ -66,7 +66,7 @@ def restore(original_dbid: str, target: str, node: str = "kwil-sync-target",
                                          "db_sync_history": db_sync_history})
     logger.info("%s %s onto %s: %d record(s) read, %d applied, %d already applied, "
                 "%d quarantined", "planned" if dry_run else "restored", original_dbid, target,
-                report.records, report.applied, report.already_applied,
+                report.records, report.applied, report.already_applied + report.known,
                 sum(report.quarantined.values()))
     return publish_report(report, key=key,
                           title=f"{'Plan' if dry_run else 'Restore'} of {original_dbid} "

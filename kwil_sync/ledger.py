@@ -66,6 +66,7 @@ CREATE INDEX IF NOT EXISTS actions_state ON actions (target, state);
 CREATE TABLE IF NOT EXISTS sequenced (
     target TEXT NOT NULL, provider TEXT NOT NULL, sequence INTEGER NOT NULL,
     action_id TEXT NOT NULL, PRIMARY KEY (target, provider, sequence));
+CREATE INDEX IF NOT EXISTS sequenced_action ON sequenced (target, action_id);
 CREATE TABLE IF NOT EXISTS quarantine (
     target TEXT NOT NULL, item_id TEXT NOT NULL, reason TEXT NOT NULL,
     action_id TEXT, provider TEXT, detail TEXT NOT NULL,
@@ -239,15 +240,24 @@ class Ledger:
 
     def filter_new(self, target: str, action_ids: Sequence[str]) -> list[str]:
         """The ids the ledger holds nothing for (not done, failed or intended), in order."""
-        known: set[str] = set()
+        known = self._present("actions", target, action_ids)
+        return [a for a in action_ids if a not in known]
+
+    def sequenced_among(self, target: str, action_ids: Sequence[str]) -> set[str]:
+        """Those of `action_ids` whose sequence slot is resolved: final, and nothing
+        about them is left to order, so a run need not even fetch their documents."""
+        return self._present("sequenced", target, action_ids)
+
+    def _present(self, table: str, target: str, action_ids: Sequence[str]) -> set[str]:
+        found: set[str] = set()
         ids = list(dict.fromkeys(action_ids))
         for i in range(0, len(ids), 500):
             chunk = ids[i:i + 500]
             marks = ",".join("?" * len(chunk))
-            known.update(a for (a,) in self._rows(
-                f"SELECT action_id FROM actions WHERE target=? AND action_id IN ({marks})",
+            found.update(a for (a,) in self._rows(
+                f"SELECT action_id FROM {table} WHERE target=? AND action_id IN ({marks})",
                 (target, *chunk)))
-        return [a for a in action_ids if a not in known]
+        return found
 
     def record_external(self, target: str, action_ids: Iterable[str], *, log: str) -> int:
         """Mark actions done that were applied outside this ledger (e.g. the 2023

@@ -79,6 +79,7 @@ class ReplayReport:
     already_applied: int = 0
     duplicates: int = 0
     skipped_own: int = 0
+    known: int = 0  # resolved in the ledger already: not fetched again
     unconfirmed: int = 0
     held: int = 0
     quarantined: Counter[str] = field(default_factory=Counter)
@@ -247,10 +248,22 @@ class _Run:
             gap_opened=ledger.gaps(target), clock=replayer.clock)
 
     def check(self, records: list[TxRecord]) -> Checked:
-        """Fetch and verify (one chunk ahead, in the read-ahead thread)."""
-        fetched = fetch_documents(self.r.fetcher, records)
-        return verify_batch(fetched, self.r.policy, max_document_bytes=self.r.max_document_bytes,
-                            skip_provider=self.skip)
+        """Fetch and verify (one chunk ahead, in the read-ahead thread).
+
+        Rows whose Action-Id the ledger holds as resolved (applied or set aside, its
+        sequence slot marked) are not fetched: reruns and follow's look-back windows
+        read them again. A forged tag can only skip a record that would collapse as a
+        repeat of that action anyway.
+        """
+        tags = [tx.tag("Action-Id") for tx in records]
+        known = self.r.ledger.sequenced_among(self.r.target, [a for a in tags if a])
+        todo = [tx for tx, tag in zip(records, tags, strict=True) if tag not in known]
+        fetched = fetch_documents(self.r.fetcher, todo)
+        checked = verify_batch(fetched, self.r.policy,
+                               max_document_bytes=self.r.max_document_bytes,
+                               skip_provider=self.skip)
+        checked.known = len(records) - len(todo)
+        return checked
 
     def process(self, chunk: _Chunk, checked: Checked) -> None:
         report, records = self.report, chunk.records
@@ -259,6 +272,7 @@ class _Run:
         report.reached_until = report.reached_until or chunk.reached_until
         report.bytes += checked.bytes
         report.skipped_own += checked.skipped_own
+        report.known += checked.known
         report.unconfirmed += checked.unconfirmed
         report.signers.update(checked.signers)
         self.refuse(checked.refused)

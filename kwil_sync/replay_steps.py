@@ -64,6 +64,7 @@ class Checked:
     bytes: int = 0
     skipped_own: int = 0
     unconfirmed: int = 0
+    known: int = 0  # rows whose action the ledger holds as resolved: not fetched
 
 
 @dataclass

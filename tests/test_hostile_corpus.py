@@ -111,12 +111,16 @@ def test_core_replayer_from_memory_quarantines_every_kind(corpus: Corpus, node: 
         assert sum(report.quarantined.values()) == len(corpus.hostile)
         assert_clean_replay(corpus, node, target, ledger, target, EVERY_REACH)
         # A rerun applies nothing and refuses the same records again, except the three
-        # misfits: they filled their sequence slots, so they are now known repeats.
+        # misfits (they filled their sequence slots, so they are now known repeats) and
+        # those tagged with an Action-Id the ledger holds as resolved: not even fetched.
         again = replayer.run()
         misfits = {h.item.id for h in corpus.hostile if h.item in corpus.chain}
-        assert again.applied == 0 and len(misfits) == 3
+        items = corpus.memory_items()
+        resolved = ledger.sequenced_among(target, [a for i in items if (a := i.tag("Action-Id"))])
+        skipped = {i.id for i in items if i.tag("Action-Id") in resolved}
+        assert again.applied == 0 and len(misfits) == 3 and again.known == len(skipped)
         assert {r.item_id for r in again.refusals} == \
-            {r.item_id for r in report.refusals} - misfits
+            {r.item_id for r in report.refusals} - misfits - skipped
         assert_clean_replay(corpus, node, target, ledger, target, EVERY_REACH)
 
 
