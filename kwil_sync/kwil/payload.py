@@ -342,7 +342,7 @@ def _v09_value(arg: dict) -> list:
 
 
 def _v09_encode(obj: list) -> bytes:
-    return b"\x00\x01" + rlp.encode(obj)
+    return b"\x00\x01" + rlp.encode(obj, sedes=rlp.sedes.raw)  # bytes and lists: no inference
 
 
 def _v09_root(payload: bytes, what: str) -> list:

@@ -282,7 +282,7 @@ def serialize_tx(tx: SignedTx | dict | str | bytes, version: str) -> bytes:
             ],
             t.serialization.encode(),
             t.sender,
-        ])
+        ], sedes=rlp.sedes.raw)
     assert version == V010
     sig = _compact_str(t.signature) + _compact_str(t.signature_type)
     body = (
