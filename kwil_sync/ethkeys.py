@@ -7,6 +7,8 @@ the EIP-191 prefix and hashing come from eth-account.
 
 from __future__ import annotations
 
+import functools
+
 from coincurve import PrivateKey, PublicKey
 from eth_account.messages import defunct_hash_message
 from eth_hash.auto import keccak
@@ -20,6 +22,7 @@ def personal_digest(message: bytes) -> bytes:
     return bytes(defunct_hash_message(primitive=message))
 
 
+@functools.lru_cache(maxsize=4096)  # the same few keys sign every record of a log
 def address_from_public_key(public_key: bytes) -> str:
     """The EIP-55 address of an uncompressed (65-byte) or compressed public key."""
     if len(public_key) != 65:

@@ -42,6 +42,7 @@ from kwil_sync.records import MAX_DOCUMENT_BYTES
 from kwil_sync.replay_recovery import Recovery
 from kwil_sync.replay_steps import (
     Checked,
+    Fetched,
     Refused,
     apply_batch,
     fetch_documents,
@@ -163,14 +164,16 @@ class Replayer:
             GatewayError, GraphQLError, KwilError: The services failed after retries;
                 everything applied so far is in the ledger, rerun to continue.
         """
-        run = _Run(self, ReplayReport(self.target, dry_run), dry_run, skip_provider)
+        run = _Run(self, ReplayReport(self.target, dry_run), dry_run, skip_provider,
+                   until if isinstance(until, str) else None)
         if not dry_run:
             run.report.recovery = self.step("recover", self.applier.recover, self.ledger,
                                             self.target)
             self.ledger.record_external(self.target, self.applier.applied_elsewhere(),
                                         log="db_sync_history")
         run.schema = self.applier.actions()
-        reader = _ChunkReader(self.source.pages(start or Start()), until, self.batch_size)
+        reader = _ChunkReader(self.source.pages(start or Start()),
+                              until if isinstance(until, int) else None, self.batch_size)
         with ThreadPoolExecutor(1, thread_name_prefix="replay-read-ahead") as pool:
             def read_ahead() -> Future[tuple[_Chunk, Checked] | None]:
                 # the copied context keeps these steps inside the caller's flow run
@@ -193,7 +196,11 @@ class Replayer:
         chunk: _Chunk | None = self.step("read-pages", reader.read)
         if chunk is None:
             return None
-        return chunk, self.step("fetch-and-verify", run.check, chunk.records)
+        checked, cut = self.step("fetch-and-verify", run.check, chunk.records)
+        if cut is not None:  # the `until` action, verified: it is the last record read
+            del chunk.records[cut + 1:]
+            chunk.reached_until = reader.done = True
+        return chunk, checked
 
 
 @dataclass
@@ -204,11 +211,12 @@ class _Chunk:
 
 
 class _ChunkReader:
-    """Whole pages up to `until`: one page first, then chunks of twice as many records
-    as the last, up to `most`."""
+    """Whole pages up to `until_ms`: one page first, then chunks of twice as many
+    records as the last, up to `most`. (An `until` action id is cut after
+    verification, in `_Run.check`: its tag alone could be forged.)"""
 
-    def __init__(self, pages: Iterator[Page], until: int | str | None, most: int) -> None:
-        self.pages, self.until, self.most = pages, until, most
+    def __init__(self, pages: Iterator[Page], until_ms: int | None, most: int) -> None:
+        self.pages, self.until, self.most = pages, until_ms, most
         self.want, self.done = 1, False
 
     def read(self) -> _Chunk | None:
@@ -220,14 +228,11 @@ class _ChunkReader:
                 break
             chunk.pages += 1
             for tx in page.records:
-                if (isinstance(self.until, int) and tx.timestamp_ms is not None
+                if (self.until is not None and tx.timestamp_ms is not None
                         and tx.timestamp_ms > self.until):
                     chunk.reached_until = True
                     break
                 chunk.records.append(tx)
-                if isinstance(self.until, str) and tx.tag("Action-Id") == self.until:
-                    chunk.reached_until = True
-                    break
             self.done = chunk.reached_until
         self.want = min(self.most, 2 * max(len(chunk.records), 1))
         return chunk if chunk.pages else None
@@ -237,8 +242,9 @@ class _Run:
     """The state of one `Replayer.run` (kept off the Replayer so runs never mix)."""
 
     def __init__(self, replayer: Replayer, report: ReplayReport, dry_run: bool,
-                 skip_provider: str | None) -> None:
+                 skip_provider: str | None, until_id: str | None) -> None:
         self.r, self.report, self.dry_run, self.skip = replayer, report, dry_run, skip_provider
+        self.until_id = until_id
         ledger, target = replayer.ledger, replayer.target
         self.schema: dict[str, ActionParams] = {}
         self.where: dict[str, Position] = {}
@@ -247,23 +253,39 @@ class _Run:
             history=lambda provider, seq: ledger.action_at(target, provider, seq),
             gap_opened=ledger.gaps(target), clock=replayer.clock)
 
-    def check(self, records: list[TxRecord]) -> Checked:
-        """Fetch and verify (one chunk ahead, in the read-ahead thread).
+    def check(self, records: list[TxRecord]) -> tuple[Checked, int | None]:
+        """Fetch and verify (one chunk ahead, in the read-ahead thread); with an `until`
+        action id, also where its record is, if it is in `records`.
 
         Rows whose Action-Id the ledger holds as resolved (applied or set aside, its
         sequence slot marked) are not fetched: reruns and follow's look-back windows
         read them again. A forged tag can only skip a record that would collapse as a
         repeat of that action anyway.
+
+        The `until` record is the first row tagged with that action id whose record
+        verifies (or that the ledger holds as resolved): a forged row carrying the tag
+        ahead of it cannot cut a restore short.
         """
         tags = [tx.tag("Action-Id") for tx in records]
         known = self.r.ledger.sequenced_among(self.r.target, [a for a in tags if a])
         todo = [tx for tx, tag in zip(records, tags, strict=True) if tag not in known]
         fetched = fetch_documents(self.r.fetcher, todo)
-        checked = verify_batch(fetched, self.r.policy,
-                               max_document_bytes=self.r.max_document_bytes,
-                               skip_provider=self.skip)
-        checked.known = len(records) - len(todo)
-        return checked
+        checked = self._verify(fetched)
+        cut = None
+        if self.until_id is not None:
+            verified = {x.tx_id for x in checked.accepted if x.action_id == self.until_id}
+            cut = next((i for i, (tx, tag) in enumerate(zip(records, tags, strict=True))
+                        if tag == self.until_id and (tag in known or tx.id in verified)), None)
+            if cut is not None:  # judge nothing past it
+                kept = {tx.id for tx in records[:cut + 1]}
+                checked = self._verify([f for f in fetched if f.tx.id in kept])
+        read = tags if cut is None else tags[:cut + 1]
+        checked.known = sum(1 for tag in read if tag in known)
+        return checked, cut
+
+    def _verify(self, fetched: list[Fetched]) -> Checked:
+        return verify_batch(fetched, self.r.policy, max_document_bytes=self.r.max_document_bytes,
+                            skip_provider=self.skip)
 
     def process(self, chunk: _Chunk, checked: Checked) -> None:
         report, records = self.report, chunk.records

@@ -1,7 +1,7 @@
-"""The replay pipeline's steps as plain functions, one call per page or batch.
+"""The replay pipeline's steps as plain functions, one call per chunk or batch.
 
 `kwil_sync.replay.Replayer` composes them; Prefect tasks (tasks/*.py) wrap them one
-task run per page or batch, never per action:
+task run per chunk of pages or batch, never per action:
 
     fetch_page -> fetch_documents -> verify_batch -> (Sequencer) -> apply_batch
 

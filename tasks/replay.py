@@ -33,7 +33,7 @@ def _step_task(name: str, description: str) -> Task[..., Any]:
 STEP_TASKS: dict[str, Task[..., Any]] = {
     "read-pages": _step_task("read-pages", "Read the next chunk of GraphQL pages of records."),
     "fetch-and-verify": _step_task(
-        "fetch-and-verify", "Fetch a page's documents and verify signer, signatures, hash."),
+        "fetch-and-verify", "Fetch a chunk's documents and verify signer, signatures, hash."),
     "apply-batch": _step_task(
         "apply-batch", "Sign and broadcast a batch with consecutive nonces, then confirm."),
     "recover": _step_task(

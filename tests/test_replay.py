@@ -205,8 +205,18 @@ def test_until_a_timestamp_or_an_action_id(world):
     report = replayer(world, source).run(until=T0 + 2000)
     assert report.reached_until and ids_in_order(world) == ["m1", "m2"]
     stop_at = dict(items[3].tags)["Action-Id"]
-    replayer(world, source).run(until=stop_at)
+    # An untrusted row carrying m4's Action-Id, ahead of m4: it must not end the run.
+    forged = Chain(STRANGER, original=DB).record(
+        "m4", data=[("$id", "m4"), ("$body", "hi"), ("$caller", OWNER.address)])
+    assert dict(forged.tags)["Action-Id"] == stop_at
+    report = replayer(world, ItemSource(items[:3] + [forged] + items[3:], page_size=2)).run(
+        until=stop_at)
+    assert report.reached_until and report.quarantined == {"untrusted-signer": 1}
     assert ids_in_order(world) == ["m1", "m2", "m3", "m4"]
+    assert report.records == 5  # nothing read past m4 is judged
+    # Resolved in the ledger already: m2 ends a rerun without being fetched.
+    again = replayer(world, source).run(until=dict(items[1].tags)["Action-Id"])
+    assert again.reached_until and (again.records, again.known, again.applied) == (2, 2, 0)
 
 
 def test_dry_run_plans_and_writes_nothing(world):
