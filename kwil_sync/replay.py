@@ -7,10 +7,10 @@
 Work is streamed in chunks of whole pages: the first chunk is one page, so applying
 starts early; each next chunk carries twice as many records as the last, up to
 `batch_size`, so per-step costs (a task run each under Prefect, one pipeline drain
-per apply batch) stay small. While a chunk is applied, the next one is already being
-read, fetched and verified in a second thread (and the pager has the page after that
-on its way). At most three chunks and the records held behind a sequence gap are in
-memory: `batch_size` x the document size limit bounds what a chunk can hold.
+per apply batch) stay small. While a chunk is applied, the next ones are read, fetched
+and verified in a second thread (and the pager has the page after that on its way),
+one waiting at most. At most three chunks and the records held behind a sequence gap
+are in memory: `batch_size` x the document size limit bounds what a chunk can hold.
 
 - restore: from the beginning (or a `Start`), optionally `until` a timestamp (ms) or
   an action id; at the end of the log, records still behind a gap are quarantined.
@@ -26,14 +26,13 @@ Before anything is applied, intents an earlier run left pending are resolved
 
 from __future__ import annotations
 
-import contextvars
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from typing import Any
 
+from kwil_sync.ahead import read_ahead
 from kwil_sync.appliers import ActionApplier, ActionParams
 from kwil_sync.arweave.graphql_queries import Page, TxRecord
 from kwil_sync.ledger import Ledger
@@ -174,17 +173,9 @@ class Replayer:
         run.schema = self.applier.actions()
         reader = _ChunkReader(self.source.pages(start or Start()),
                               until if isinstance(until, int) else None, self.batch_size)
-        with ThreadPoolExecutor(1, thread_name_prefix="replay-read-ahead") as pool:
-            def read_ahead() -> Future[tuple[_Chunk, Checked] | None]:
-                # the copied context keeps these steps inside the caller's flow run
-                return pool.submit(contextvars.copy_context().run, self._read_and_check,
-                                   reader, run)
-
-            following = read_ahead()
-            while (got := following.result()) is not None:
-                chunk, checked = got
-                if not chunk.reached_until:
-                    following = read_ahead()  # while this chunk is applied
+        with read_ahead(lambda: self._read_and_check(reader, run),
+                        name="replay-read-ahead") as chunks:
+            for chunk, checked in chunks:
                 run.process(chunk, checked)
                 if chunk.reached_until:
                     break
@@ -193,6 +184,8 @@ class Replayer:
 
     def _read_and_check(self, reader: _ChunkReader,
                         run: _Run) -> tuple[_Chunk, Checked] | None:
+        if reader.done:
+            return None
         chunk: _Chunk | None = self.step("read-pages", reader.read)
         if chunk is None:
             return None

@@ -204,19 +204,25 @@ def scripted() -> Iterator[list[ScriptedGraphQL]]:
         server.stop()
 
 
-def test_next_page_is_requested_ahead_but_only_one(scripted: list[ScriptedGraphQL]) -> None:
-    server = ScriptedGraphQL([(200, gateway_page([f"a{i}"], True)) for i in range(5)])
+def test_pages_are_requested_ahead_but_boundedly(scripted: list[ScriptedGraphQL]) -> None:
+    server = ScriptedGraphQL([(200, gateway_page([f"a{i}"], True)) for i in range(8)])
     scripted.append(server)
-    pages = GraphQLPager(server.url, "gateway").pages({"X": ["y"]})
+    pages = GraphQLPager(server.url, "gateway", pages_ahead=2).pages({"X": ["y"]})
     first = next(pages)
     assert [r.id for r in first.records] == ["a0"] and first.records[0].timestamp_ms is None
-    deadline = time.monotonic() + 10
-    while server.hits < 2 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    time.sleep(0.2)  # a third request would have been sent by now
-    assert server.hits == 2
+
+    def settled(hits: int) -> None:
+        deadline = time.monotonic() + 10
+        while server.hits < hits and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.2)  # one more request would have been sent by now
+        assert server.hits == hits
+
+    settled(4)  # a0 taken; a1 and a2 waiting; a3 made, waiting for room
     assert [r.id for r in next(pages).records] == ["a1"]
+    settled(5)
     pages.close()
+    assert server.hits == 5
 
 
 def test_transient_failures_are_retried(scripted: list[ScriptedGraphQL]) -> None:

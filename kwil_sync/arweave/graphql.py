@@ -1,11 +1,11 @@
-"""Page through `transactions` on an Irys bundler or an Arweave gateway, one page ahead.
+"""Page through `transactions` on an Irys bundler or an Arweave gateway, pages ahead.
 
-Built on gql over httpx. While the caller works on a page, the next one is already
-being requested (a single worker thread, or an asyncio task for the async twin), so
-paging overlaps with fetching and applying documents but never runs more than one
-page ahead. Transient failures (5xx, 429, connection errors, timeouts, non-GraphQL
-answers) are retried with exponential backoff; a GraphQL error in the answer (a bad
-query) is not.
+Built on gql over httpx. While the caller works on a page, the next ones are already
+being requested, one after another (a worker thread keeps up to `pages_ahead` pages
+waiting; the async twin keeps one, in an asyncio task), so paging overlaps with
+fetching and applying documents. Transient failures (5xx, 429, connection errors,
+timeouts, non-GraphQL answers) are retried with exponential backoff; a GraphQL error
+in the answer (a bad query) is not.
 
 Irys fields chosen (from the Irys docs and the `@irys/query` package): arguments
 `ids, owners, tags, first, after, order, timestamp{from,to}`; node fields `id address
@@ -27,7 +27,6 @@ import asyncio
 import random
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from gql import Client, gql
@@ -40,6 +39,7 @@ from gql.transport.exceptions import (
 )
 from gql.transport.httpx import HTTPXAsyncTransport, HTTPXTransport
 
+from kwil_sync.ahead import read_ahead
 from kwil_sync.arweave.graphql_queries import (
     Dialect,
     Order,
@@ -66,8 +66,8 @@ def _is_transient(exc: Exception) -> bool:
 class _PagerBase:
     def __init__(self, url: str, dialect: Dialect, *, page_size: int = 100,
                  timeout: float = 30.0, retries: int = 4, backoff: float = 0.5,
-                 size_argument: str = "first", http_options: dict[str, Any] | None = None
-                 ) -> None:
+                 size_argument: str = "first", http_options: dict[str, Any] | None = None,
+                 pages_ahead: int = 10) -> None:
         if dialect not in ("irys", "gateway"):
             raise ValueError(f"dialect must be 'irys' or 'gateway', got {dialect!r}")
         if not 1 <= page_size <= 1000:
@@ -80,6 +80,9 @@ class _PagerBase:
         self.backoff = backoff
         self.size_argument = size_argument
         self.http_options = dict(http_options or {})
+        if pages_ahead < 1:
+            raise ValueError(f"pages_ahead must be at least 1, got {pages_ahead}")
+        self.pages_ahead = pages_ahead
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.url!r}, {self.dialect!r})"
@@ -138,6 +141,8 @@ class GraphQLPager(_PagerBase):
         backoff: First retry delay in seconds; doubles per try, capped at 8 s.
         size_argument: "first", or "limit" for older Irys nodes.
         http_options: Extra keyword arguments for the httpx client (headers, proxies...).
+        pages_ahead: Pages requested ahead of the caller, one after another (a replay
+            chunk is up to 10 pages, so it is ready when asked for).
     """
 
     def _fetch(self, session: SyncClientSession, query: str) -> Page:
@@ -183,22 +188,20 @@ class GraphQLPager(_PagerBase):
                                      min_block=min_block, max_block=max_block))
         transport = HTTPXTransport(self.url, timeout=self.timeout, **self.http_options)
         client = Client(transport=transport, execute_timeout=None)
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="graphql-prefetch")
-        try:
-            with client as session:
-                future: Future[Page] = pool.submit(self._fetch, session, query(after))
-                cursor = after
-                while True:
-                    page = future.result()
-                    more = _check_progress(cursor, page, self.url)
-                    if more:  # ask for the next page before handing this one over
-                        cursor = page.end_cursor
-                        future = pool.submit(self._fetch, session, query(cursor))
-                    yield page
-                    if not more:
-                        return
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+        with client as session:
+            cursor: list[str | None] = [after]
+            ended = [False]
+
+            def next_page() -> Page | None:
+                if ended[0]:
+                    return None
+                page = self._fetch(session, query(cursor[0]))
+                ended[0] = not _check_progress(cursor[0], page, self.url)
+                cursor[0] = page.end_cursor
+                return page
+
+            with read_ahead(next_page, depth=self.pages_ahead, name="graphql-ahead") as pages:
+                yield from pages
 
     def records(self, tags: TagFilter | None = None, **filters: Any) -> Iterator[TxRecord]:
         """Every matching record, page after page (same filters as `pages`)."""

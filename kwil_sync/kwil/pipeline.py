@@ -6,10 +6,10 @@ in order in mempool mode and confirms them oldest first with `tx_query`, sending
 as older ones land. Per-sender nonces make kwild include them in order, so the actions
 apply in the order given.
 
-Transactions are signed in groups (as many as the window has room for) and each group
-is handed to `on_signed` before any of it is broadcast: a caller that must store every
-signed transaction durably before its broadcast (the replay ledger's intents) does so
-with one commit per group instead of one per transaction.
+Transactions are signed in groups (as many as the window has room for, at most 64)
+and each group is handed to `on_signed` before any of it is broadcast: a caller that
+must store every signed transaction durably before its broadcast (the replay ledger's
+intents) does so with one commit per group instead of one per transaction.
 
 Trouble it handles:
 - a nonce another writer took (`NonceError`): read the pending nonce again, re-sign
@@ -69,6 +69,11 @@ class TxOutcome:
     @property
     def ok(self) -> bool:
         return self.code == 0 and self.height is not None
+
+
+# Most transactions signed ahead at once: enough that the caller's durable write per
+# group is cheap per transaction, few enough that the first broadcast is not delayed.
+_GROUP = 64
 
 
 @dataclass(frozen=True)
@@ -283,7 +288,7 @@ class _Run:
                 if self.error or (not self.todo and not self.inflight):
                     return
                 resync = self.forgotten
-                room = self.p.window - len(self.inflight)
+                room = min(self.p.window - len(self.inflight), _GROUP)
                 indexes = [] if resync else list(islice(self.todo, room))
             if not resync:
                 group = self.p._sign(indexes, self.payloads, next_nonce)
