@@ -96,7 +96,8 @@ def run(args: argparse.Namespace, sizes: list[int]) -> dict[str, Any]:
 
     out: dict[str, Any] = {"records": args.records, "kwil_version": args.version,
                            "block_interval_s": args.block_interval, "page_size": 100,
-                           "batch_size": 100, "fetch_concurrency": 16,
+                           "batch_size": 1000, "pipeline_window": 256,
+                           "fetch_concurrency": 16,
                            "node": "Kwil stand-in, its own process per way",
                            "cores": os.cpu_count(), "load_avg_start": os.getloadavg()[0]}
     owner = EthereumKey(TARGET_KEY).address
