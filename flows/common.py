@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -100,17 +101,23 @@ def parse_until(until: str | None) -> int | str | None:
 
 
 class Progress:
-    """A progress artifact that moves with the log time covered so far."""
+    """A progress artifact that moves with the log time covered so far.
 
-    def __init__(self, key: str, description: str) -> None:
+    Updated at most every `every_seconds`: each update is an API call made between
+    two apply batches.
+    """
+
+    def __init__(self, key: str, description: str, every_seconds: float = 2.0) -> None:
         self.artifact_id = cast(UUID, create_progress_artifact(0.0, key=key,
                                                                description=description))
         self.first_ms: int | None = None
+        self.every_seconds, self.updated = every_seconds, 0.0
 
     def __call__(self, report: ReplayReport) -> None:
         last = report.last.timestamp_ms if report.last else None
-        if last is None:
+        if last is None or time.monotonic() - self.updated < self.every_seconds:
             return
+        self.updated = time.monotonic()
         now_ms = int(datetime.now().timestamp() * 1000)
         self.first_ms = self.first_ms or last
         span = max(1, now_ms - self.first_ms)
