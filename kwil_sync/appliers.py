@@ -40,7 +40,7 @@ from kwil_sync.records import SyncRecord
 from kwil_sync.replay_recovery import Recovery, resolve_pending
 
 __all__ = ["ActionApplier", "CallResult", "KwilApplier", "OnSigned", "PlannedCall", "Refusal",
-           "SignedCall", "plan_call"]
+           "plan_call"]
 
 ActionParams = list[tuple[str, str | None]]
 HISTORY_ACTION = "save_db_sync"
@@ -75,18 +75,9 @@ class CallResult:
     height: int | None
 
 
-@dataclass(frozen=True)
-class SignedCall:
-    """A call signed and about to be broadcast: what an intent stores."""
-
-    call: PlannedCall
-    tx_hash: str
-    nonce: int
-    tx: dict[str, Any]
-
-
-# Runs with each group of signed calls before any of them is broadcast.
-OnSigned = Callable[[list[SignedCall]], None]
+# Runs with each group of signed calls, (call, signed transaction), before any of them
+# is broadcast.
+OnSigned = Callable[[list[tuple[PlannedCall, SignedTx]]], None]
 
 
 class ActionApplier(Protocol):
@@ -193,7 +184,7 @@ class KwilApplier:
         sent: list[PlannedCall] = list(calls)
 
         def signed(group: list[SignedTx]) -> None:
-            on_signed([SignedCall(sent[s.index], s.tx_hash, s.nonce, s.tx) for s in group])
+            on_signed([(sent[s.index], s) for s in group])
 
         pipeline = NoncePipeline(self.client, self._key, self._chain_id, self.version,
                                  **self._options)

@@ -18,11 +18,11 @@ from kwil_sync.appliers import (
     ActionParams,
     CallResult,
     PlannedCall,
-    SignedCall,
     plan_call,
 )
 from kwil_sync.arweave.data import DocumentNotFound, DocumentTooLarge
 from kwil_sync.arweave.graphql_queries import Page, TxRecord
+from kwil_sync.kwil.pipeline import SignedTx
 from kwil_sync.ledger import Ledger
 from kwil_sync.records import MAX_DOCUMENT_BYTES, RecordError, SyncRecord
 from kwil_sync.sources import DocumentFetcher, RecordSource, Start
@@ -183,10 +183,10 @@ def apply_batch(applier: ActionApplier, ledger: Ledger, key: str,
     """
     planned, refused = plan_batch(records, schema, applier.version, applier.target)
 
-    def on_signed(group: list[SignedCall]) -> None:  # one fsynced commit per group
-        ledger.intend_many(key, [(s.call.record.action_id, s.tx_hash, s.nonce, s.tx,
-                                  s.call.record.tx_id, s.call.record.provider_address,
-                                  s.call.record.sequence) for s in group])
+    def on_signed(group: list[tuple[PlannedCall, SignedTx]]) -> None:  # one fsync a group
+        ledger.intend_many(key, [(c.record.action_id, s.tx_hash, s.nonce, s.tx, c.record.tx_id,
+                                  c.record.provider_address, c.record.sequence)
+                                 for c, s in group])
 
     results = applier.apply(planned, on_signed)
     # Refused at the door (no height): those bytes never land, the result is final.
