@@ -31,9 +31,9 @@ from typing import Any, Protocol, cast
 import httpx
 
 from kwil_sync.ethkeys import EthereumKey
-from kwil_sync.kwil.client import KwilClient
+from kwil_sync.kwil.client import BroadcastResult, KwilClient, TxStatus
 from kwil_sync.kwil.errors import KwilError
-from kwil_sync.kwil.pipeline import NoncePipeline, SignedTx
+from kwil_sync.kwil.pipeline import NoncePipeline, SignedTx, while_down
 from kwil_sync.kwil.values import ValueConversionError, convert_arguments
 from kwil_sync.ledger import Ledger
 from kwil_sync.records import SyncRecord
@@ -134,6 +134,24 @@ def plan_call(record: SyncRecord, schema: Mapping[str, Sequence[tuple[str, str |
     return PlannedCall(record, target, name, [arguments])
 
 
+class _PatientNode:
+    """Recovery's view of the node: each query and re-send waits out a short outage
+    (`while_down`), so a node restarting as a run starts does not fail the run. A
+    re-send is the same signed bytes, so sending it twice is harmless."""
+
+    def __init__(self, client: KwilClient) -> None:
+        self._client = client
+
+    def tx_query(self, tx_hash: str) -> TxStatus | None:
+        return while_down(lambda: self._client.tx_query(tx_hash))
+
+    def account_nonce(self, address: str, *, pending: bool = True) -> int:
+        return while_down(lambda: self._client.account_nonce(address, pending=pending))
+
+    def broadcast(self, tx: dict[str, Any], sync: str = "mempool") -> BroadcastResult:
+        return while_down(lambda: self._client.broadcast(tx, sync))
+
+
 class KwilApplier:
     """Apply calls to a Kwil database through the nonce pipeline.
 
@@ -166,7 +184,8 @@ class KwilApplier:
 
     def actions(self) -> dict[str, ActionParams]:
         """Read the target's actions now (a run calls this once, at its start)."""
-        schema = {a.name.lower(): list(a.parameters) for a in self.client.actions(self.target)}
+        found = while_down(lambda: self.client.actions(self.target))
+        schema = {a.name.lower(): list(a.parameters) for a in found}
         if self.db_sync_history and HISTORY_ACTION not in schema:
             raise KwilError(f"{self.target} has no {HISTORY_ACTION} action: deploy the 2023 "
                             "schema's history table and action, or turn db_sync_history off")
@@ -174,13 +193,13 @@ class KwilApplier:
         return schema
 
     def recover(self, ledger: Ledger, key: str) -> Recovery:
-        return resolve_pending(ledger, key, self.client, self.address)
+        return resolve_pending(ledger, key, _PatientNode(self.client), self.address)
 
     def apply(self, calls: Sequence[PlannedCall], on_signed: OnSigned) -> list[CallResult]:
         if not calls:
             return []
         if self._chain_id is None:
-            self._chain_id = self.client.chain_info().chain_id
+            self._chain_id = while_down(self.client.chain_info).chain_id
         sent: list[PlannedCall] = list(calls)
 
         def signed(group: list[SignedTx]) -> None:

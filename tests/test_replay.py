@@ -8,6 +8,7 @@ import copy
 import dataclasses
 import json
 import random
+import threading
 from typing import Literal
 
 import pytest
@@ -332,6 +333,22 @@ def test_a_crash_then_a_rerun_leaves_no_duplicate_and_no_gap(world, crash):
     assert report.applied + len(report.recovery.completed) == 8
     if crash.get("after_sends") == 0:
         assert len(report.recovery.resent) == 8  # the same stored bytes, in nonce order
+
+
+def test_a_rerun_waits_out_a_node_restarting_as_it_starts(world):
+    node, target, client, ledger = world
+    chain = Chain(OWNER)
+    items = [chain.record(f"m{i}") for i in range(1, 6)]
+    dying = CrashingApplier(client, ADMIN_KEY, target, after_sends=2)
+    with pytest.raises(Crash):
+        replayer(world, ItemSource(items), applier=dying).run()
+    assert len(ledger.pending(key(target))) == 5
+    node.go_down()  # recovery's first queries and the schema read meet a closed port
+    threading.Timer(0.8, node.come_up).start()
+    report = replayer(world, ItemSource(items)).run()
+    assert report.recovery is not None and not ledger.pending(key(target))
+    assert len(report.recovery.completed) == 5 and len(report.recovery.resent) == 3
+    assert ids_in_order(world) == [f"m{i}" for i in range(1, 6)]
 
 
 def test_irys_rows_without_owner_keys_replay_too(world):

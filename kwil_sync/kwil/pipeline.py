@@ -35,7 +35,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import islice
-from typing import Any
+from typing import Any, TypeVar
 
 from kwil_sync.ethkeys import EthereumKey
 from kwil_sync.kwil.client import KwilClient, TxStatus
@@ -53,7 +53,7 @@ from kwil_sync.kwil.errors import (
 from kwil_sync.kwil.payload import PayloadError, encode_action
 from kwil_sync.kwil.tx import build_tx, tx_hash
 
-__all__ = ["NoncePipeline", "OnSigned", "PipelineStuck", "SignedTx", "TxOutcome"]
+__all__ = ["NoncePipeline", "OnSigned", "PipelineStuck", "SignedTx", "TxOutcome", "while_down"]
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,8 @@ class TxOutcome:
     def ok(self) -> bool:
         return self.code == 0 and self.height is not None
 
+
+T = TypeVar("T")
 
 # Most transactions signed ahead at once: enough that the caller's durable write per
 # group is cheap per transaction, few enough that the first broadcast is not delayed.
@@ -116,6 +118,18 @@ class _Backoff:
 
     def succeeded(self) -> None:
         self.failures = 0
+
+
+def while_down(op: Callable[[], T], *, retries: int = 6, first_delay: float = 0.2) -> T:
+    """`op()`, tried again with backoff (doubling, at most 2 s a wait) while the node
+    does not answer (`NodeUnavailable`); after `retries` failures in a row the last
+    error is raised. For reads and idempotent sends outside the pipeline."""
+    backoff = _Backoff(retries, first_delay)
+    while True:
+        try:
+            return op()
+        except NodeUnavailable as exc:
+            backoff.failed(exc)
 
 
 def _parts(call: Any) -> tuple[str, str, Any]:
