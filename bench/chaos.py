@@ -57,7 +57,7 @@ from kwil_sync.arweave.ans104 import DataItem
 from kwil_sync.arweave.data import GatewayDataClient, GatewayError
 from kwil_sync.arweave.gateway import GatewayUnavailable
 from kwil_sync.arweave.graphql import GraphQLError, GraphQLPager
-from kwil_sync.arweave.uploaders import IrysUploader, UploadError
+from kwil_sync.arweave.uploaders import IrysUploader
 from kwil_sync.ethkeys import EthereumKey
 from kwil_sync.kwil.client import KwilClient
 from kwil_sync.kwil.dbid import dbid
@@ -68,7 +68,7 @@ from kwil_sync.replay import Replayer, ReplayReport
 from kwil_sync.replay_recovery import PendingTransactions
 from kwil_sync.sources import GraphQLSource, Start, follow_start
 from kwil_sync.testing.arlocal import Arlocal, wait_indexed
-from kwil_sync.testing.bundler import BundlerStandIn
+from kwil_sync.testing.bundler import BundlerStandIn, upload_until_accepted
 from kwil_sync.testing.faultproxy import FaultProxy, FaultRates
 from kwil_sync.testing.hostile import (
     build_corpus,
@@ -195,19 +195,6 @@ def flush(bundler: BundlerStandIn) -> None:
     raise RuntimeError("arlocal kept failing the bundler's rounds")
 
 
-def upload_all(uploader: IrysUploader, items: list[DataItem]) -> int:
-    """Upload until every item is accepted; returns the tries."""
-    todo = items
-    for attempt in range(1, 21):
-        try:
-            uploader.upload(todo)
-            return attempt
-        except UploadError as exc:
-            done = {r.id for r in exc.completed}
-            todo = [i for i in todo if i.id not in done]
-    raise RuntimeError(f"{len(todo)} items still refused after 20 tries")
-
-
 def faults_every_hop(bench: Bench) -> Figures:
     n, rate, key = bench.records, bench.args.fault_rate, "e5" * 32
     first, first_calls = honest_chain(key, n)
@@ -230,12 +217,12 @@ def faults_every_hop(bench: Bench) -> Figures:
             return target.replayer(f"{gateway}/graphql", gateway, original,
                                    kwil_url=proxies["kwil"].url)
 
-        tries = upload_all(uploader, first)
+        tries = upload_until_accepted(uploader, first)
         flush(bundler)
         bench.wait_indexed(original, n)
         say(f"  {n} uploaded through faults ({tries} tries); restoring through faults")
         restored, restore_failures = run_until_done(make)
-        tries += upload_all(uploader, later)
+        tries += upload_until_accepted(uploader, later)
         flush(bundler)
         bench.wait_indexed(original, n + len(later))
         say(f"  {len(later)} more uploaded; following through faults")

@@ -26,10 +26,9 @@ from typing import Any, cast
 import pytest
 
 from kwil_sync.appliers import KwilApplier
-from kwil_sync.arweave.ans104 import DataItem
 from kwil_sync.arweave.data import GatewayDataClient, GatewayError
 from kwil_sync.arweave.graphql import GraphQLError, GraphQLPager
-from kwil_sync.arweave.uploaders import IrysUploader, UploadError
+from kwil_sync.arweave.uploaders import IrysUploader
 from kwil_sync.ethkeys import EthereumKey
 from kwil_sync.kwil.client import KwilClient
 from kwil_sync.kwil.dbid import dbid
@@ -40,7 +39,7 @@ from kwil_sync.replay import Replayer, ReplayReport
 from kwil_sync.replay_recovery import PendingTransactions
 from kwil_sync.sources import GraphQLSource, Start, follow_start
 from kwil_sync.testing.arlocal import Arlocal, wait_indexed
-from kwil_sync.testing.bundler import BundlerStandIn
+from kwil_sync.testing.bundler import BundlerStandIn, upload_until_accepted
 from kwil_sync.testing.faultproxy import FaultProxy, FaultRates
 from kwil_sync.testing.hostile import (
     executions,
@@ -134,19 +133,6 @@ def run_until_done(make: Callable[[], Replayer], start: Start | None = None, *,
 
 
 
-def upload_all(uploader: IrysUploader, items: list[DataItem], attempts: int = 10) -> int:
-    """Upload until every item is accepted (repeats count as accepted); returns the tries."""
-    todo = items
-    for attempt in range(1, attempts + 1):
-        try:
-            uploader.upload(todo)
-            return attempt
-        except UploadError as exc:
-            done = {r.id for r in exc.completed}
-            todo = [i for i in todo if i.id not in done]
-    raise AssertionError(f"{len(todo)} items still not accepted after {attempts} tries")
-
-
 # -- faults on every hop ---------------------------------------------------------------
 
 
@@ -171,11 +157,11 @@ def test_upload_restore_and_follow_through_twenty_percent_faults_on_every_hop(
             return replayer(target, f"{to_gateway.url}/graphql", to_gateway.url, to_kwil.url,
                             original, page_size=50)
 
-        upload_tries = upload_all(uploader, first)
+        upload_tries = upload_until_accepted(uploader, first, attempts=10)
         bundler.flush()
         wait_indexed(arlocal.url, original, len(first))
         restored, restore_failures = run_until_done(make)
-        upload_tries += upload_all(uploader, later)
+        upload_tries += upload_until_accepted(uploader, later, attempts=10)
         bundler.flush()
         wait_indexed(arlocal.url, original, len(first) + len(later))
         followed, follow_failures = run_until_done(

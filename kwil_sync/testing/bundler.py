@@ -43,12 +43,13 @@ from typing import Any
 from kwil_sync.arweave.ans104 import DataItem
 from kwil_sync.arweave.deephash import deep_hash
 from kwil_sync.arweave.signers import ArweaveSigner, b64url
+from kwil_sync.arweave.uploaders import Uploader, UploadError
 from kwil_sync.testing.bundler_graphql import irys_schema
 from kwil_sync.testing.bundler_http import make_handler
 from kwil_sync.testing.bundler_posting import BundlePoster, BundlingFailed
 from kwil_sync.testing.bundler_store import Store
 
-__all__ = ["BundlerStandIn", "BundlingFailed", "Fault"]
+__all__ = ["BundlerStandIn", "BundlingFailed", "Fault", "upload_until_accepted"]
 
 log = logging.getLogger(__name__)
 RECEIPT_VERSION = "1.0.0"
@@ -284,3 +285,23 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def upload_until_accepted(uploader: Uploader, items: list[DataItem], *,
+                          attempts: int = 20) -> int:
+    """Upload `items` again and again, each time without those already accepted
+    (repeats count as accepted), until none is left; returns the tries. For tests and
+    benches that upload through faults.
+
+    Raises:
+        RuntimeError: If some are still refused after `attempts` tries.
+    """
+    todo = items
+    for attempt in range(1, attempts + 1):
+        try:
+            uploader.upload(todo)
+            return attempt
+        except UploadError as exc:
+            done = {r.id for r in exc.completed}
+            todo = [i for i in todo if i.id not in done]
+    raise RuntimeError(f"{len(todo)} items still refused after {attempts} tries")
