@@ -1,4 +1,4 @@
-"""Exactly-once bookkeeping per target, in SQLite (WAL, synchronous=FULL).
+"""Exactly-once bookkeeping per target, in SQLite (one machine) or PostgreSQL (shared).
 
 One row per (target, action id) moves `intended` -> `done` | `failed`:
 
@@ -33,6 +33,12 @@ than risk a duplicate. The signing key should be used by kwil-sync alone for the
 target: another user of the key consumes nonces the ledger knows nothing about (still
 safe, but such actions are re-executed rather than re-sent).
 
+Where it lives: `open_ledger(url_or_path)` picks the store (`kwil_sync.ledger_store`):
+a SQLite file for runs that always land on one machine, a PostgreSQL database for work
+pools whose runs start on a fresh filesystem or on any of several workers. The rules
+above are this module's, written once; `exclusive` holds one run per target across
+every worker that shares the store.
+
 Also kept: the `sequenced` slots each provider's records filled (restart points and
 rewind detection), the quarantine (every record refused, with its reason), and the
 providers' open sequence gaps with the time they were first seen.
@@ -41,41 +47,51 @@ providers' open sequence gaps with the time they were first seen.
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
 import time
-from collections.abc import Iterable, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kwil_sync.durable import open_durable, write_transaction
+from kwil_sync.ledger_store import (
+    LedgerStore,
+    LedgerUnavailable,
+    open_store,
+    wait_hold,
+)
 
-__all__ = ["Intent", "Ledger", "LedgerCounts", "QuarantineEntry"]
+__all__ = ["Intent", "Ledger", "LedgerBusy", "LedgerCounts", "LedgerUnavailable",
+           "QuarantineEntry", "TABLES", "open_ledger"]
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS actions (
+# One schema for both stores: SQLite reads BIGINT and DOUBLE PRECISION as its INTEGER
+# and REAL affinities, so files written before keep working unchanged.
+TABLES: dict[str, str] = {
+    "actions": """CREATE TABLE IF NOT EXISTS actions (
     target TEXT NOT NULL, action_id TEXT NOT NULL, state TEXT NOT NULL,
-    tx_id TEXT, provider TEXT, sequence INTEGER,
-    tx_hash TEXT, nonce INTEGER, signed_tx TEXT, prior_hashes TEXT NOT NULL DEFAULT '[]',
-    code INTEGER, log TEXT, height INTEGER,
-    intended_at REAL, completed_at REAL,
-    PRIMARY KEY (target, action_id));
-CREATE INDEX IF NOT EXISTS actions_state ON actions (target, state);
-CREATE TABLE IF NOT EXISTS sequenced (
-    target TEXT NOT NULL, provider TEXT NOT NULL, sequence INTEGER NOT NULL,
-    action_id TEXT NOT NULL, PRIMARY KEY (target, provider, sequence));
-CREATE INDEX IF NOT EXISTS sequenced_action ON sequenced (target, action_id);
-CREATE TABLE IF NOT EXISTS quarantine (
+    tx_id TEXT, provider TEXT, sequence BIGINT,
+    tx_hash TEXT, nonce BIGINT, signed_tx TEXT, prior_hashes TEXT NOT NULL DEFAULT '[]',
+    code BIGINT, log TEXT, height BIGINT,
+    intended_at DOUBLE PRECISION, completed_at DOUBLE PRECISION,
+    PRIMARY KEY (target, action_id))""",
+    "sequenced": """CREATE TABLE IF NOT EXISTS sequenced (
+    target TEXT NOT NULL, provider TEXT NOT NULL, sequence BIGINT NOT NULL,
+    action_id TEXT NOT NULL, PRIMARY KEY (target, provider, sequence))""",
+    "quarantine": """CREATE TABLE IF NOT EXISTS quarantine (
     target TEXT NOT NULL, item_id TEXT NOT NULL, reason TEXT NOT NULL,
     action_id TEXT, provider TEXT, detail TEXT NOT NULL,
-    first_seen REAL NOT NULL, last_seen REAL NOT NULL, times INTEGER NOT NULL,
-    PRIMARY KEY (target, item_id, reason));
-CREATE TABLE IF NOT EXISTS gaps (
-    target TEXT NOT NULL, provider TEXT NOT NULL, first_seen REAL NOT NULL,
-    PRIMARY KEY (target, provider));
-"""
+    first_seen DOUBLE PRECISION NOT NULL, last_seen DOUBLE PRECISION NOT NULL,
+    times BIGINT NOT NULL, PRIMARY KEY (target, item_id, reason))""",
+    "gaps": """CREATE TABLE IF NOT EXISTS gaps (
+    target TEXT NOT NULL, provider TEXT NOT NULL, first_seen DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (target, provider))""",
+}
+_INDEXES = ("CREATE INDEX IF NOT EXISTS actions_state ON actions (target, state)",
+            "CREATE INDEX IF NOT EXISTS sequenced_action ON sequenced (target, action_id)")
+
+
+class LedgerBusy(RuntimeError):
+    """Another run (on this or another worker) holds the target's ledger lock."""
 
 
 @dataclass(frozen=True)
@@ -120,20 +136,21 @@ class Ledger:
     """The exactly-once ledger; see the module docstring.
 
     Args:
-        path: The SQLite file (created with its folder), or ":memory:".
+        where: A SQLite file (created with its folder), ":memory:", or an opened
+            `LedgerStore`; `open_ledger` also takes URLs.
     """
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = str(path)
-        self._db = open_durable(path)
-        self._lock = threading.RLock()
-        self._db.executescript(_SCHEMA)
+    def __init__(self, where: str | Path | LedgerStore) -> None:
+        self.store: LedgerStore = (open_store(where) if isinstance(where, str | Path)
+                                   else where)
+        self.path = self.store.url
+        self.store.script([*TABLES.values(), *_INDEXES])
 
     def __repr__(self) -> str:
         return f"Ledger({self.path!r})"
 
     def close(self) -> None:
-        self._db.close()
+        self.store.close()
 
     def __enter__(self) -> Ledger:
         return self
@@ -141,19 +158,40 @@ class Ledger:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
-        return write_transaction(self._db, self._lock)
+    def _tx(self) -> Any:
+        return self.store.write()
 
     def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
-            return self._db.execute(sql, args).fetchall()
+        return self.store.rows(sql, args)
+
+    # -- one run per target -------------------------------------------------------------
+
+    @contextmanager
+    def exclusive(self, target: str, *, timeout: float) -> Iterator[None]:
+        """Hold `target` for one run, across every worker sharing this ledger.
+
+        Waits up to `timeout` seconds. The lock is released on exit, and also when the
+        process dies (its file lock or database session goes with it).
+
+        Raises:
+            LedgerBusy: Another run held it for the whole wait.
+        """
+        name = f"target:{target}"
+        if not wait_hold(self.store, name, timeout):
+            raise LedgerBusy(f"another run holds {target} in the ledger {self.path} "
+                             f"(waited {timeout:g} s); it applies the same log, so this "
+                             "run can be skipped, or rerun when that one ends")
+        try:
+            yield
+        finally:
+            self.store.release(name)
 
     # -- exactly once -----------------------------------------------------------------
 
     def intend(self, target: str, action_id: str, tx_hash: str, nonce: int, *,
                signed_tx: dict[str, Any] | None = None, tx_id: str | None = None,
                provider: str | None = None, sequence: int | None = None) -> None:
-        """Record a signed transaction before it is broadcast (one fsynced commit)."""
+        """Record a signed transaction before it is broadcast (one durable commit)."""
         self.intend_many(target, [(action_id, tx_hash, nonce, signed_tx, tx_id, provider,
                                    sequence)])
 
@@ -170,29 +208,49 @@ class Ledger:
             ValueError: If an action is already done or failed for this target: signing
                 it again would execute it twice.
         """
-        now = time.time()
+        now, rows = time.time(), list(rows)
         with self._tx() as db:
+            # One read of what the group already has, then one batch of writes: a shared
+            # ledger pays a round trip per statement, never per record.
+            known = {a: (state, h, prior) for a, state, h, prior in self._in(
+                _reader(db), "SELECT action_id, state, tx_hash, prior_hashes FROM actions "
+                    "WHERE target=? AND action_id IN ({})", target, [r[0] for r in rows])}
+            inserts, updates = [], []
             for action_id, tx_hash, nonce, signed, tx_id, provider, sequence in rows:
                 tx_hash = tx_hash.lower()
-                row = db.execute("SELECT state, tx_hash, prior_hashes FROM actions "
-                                 "WHERE target=? AND action_id=?", (target, action_id)).fetchone()
                 signed_text = json.dumps(signed) if signed is not None else None
-                if row is None:
-                    db.execute(
-                        "INSERT INTO actions (target, action_id, state, tx_id, provider, "
-                        "sequence, tx_hash, nonce, signed_tx, intended_at) "
-                        "VALUES (?, ?, 'intended', ?, ?, ?, ?, ?, ?, ?)",
-                        (target, action_id, tx_id, provider, sequence, tx_hash, nonce,
-                         signed_text, now))
-                elif row[0] != "intended":
-                    raise ValueError(f"action {action_id} is already {row[0]} on {target}; "
+                found = known.get(action_id)
+                if found is None:
+                    inserts.append((target, action_id, tx_id, provider, sequence, tx_hash,
+                                    nonce, signed_text, now))
+                    known[action_id] = ("intended", tx_hash, "[]")
+                elif found[0] != "intended":
+                    raise ValueError(f"action {action_id} is already {found[0]} on {target}; "
                                      "refusing to sign it again")
-                elif row[1] != tx_hash:
-                    prior = [*json.loads(row[2]), row[1]]
-                    db.execute("UPDATE actions SET tx_hash=?, nonce=?, signed_tx=?, "
-                               "prior_hashes=?, intended_at=? WHERE target=? AND action_id=?",
-                               (tx_hash, nonce, signed_text, json.dumps(prior), now, target,
-                                action_id))
+                elif found[1] != tx_hash:
+                    prior = json.dumps([*json.loads(found[2]), found[1]])
+                    updates.append((tx_hash, nonce, signed_text, prior, now, target,
+                                    action_id))
+                    known[action_id] = ("intended", tx_hash, prior)
+            self.store.execute_many(db, "INSERT INTO actions (target, action_id, state, "
+                                        "tx_id, provider, sequence, tx_hash, nonce, "
+                                        "signed_tx, intended_at) "
+                                        "VALUES (?, ?, 'intended', ?, ?, ?, ?, ?, ?, ?)",
+                                    inserts)
+            self.store.execute_many(db, "UPDATE actions SET tx_hash=?, nonce=?, signed_tx=?, "
+                                        "prior_hashes=?, intended_at=? WHERE target=? AND "
+                                        "action_id=?", updates)
+
+    @staticmethod
+    def _in(run: Callable[[str, Sequence[Any]], list[tuple[Any, ...]]], sql: str, target: str,
+            ids: Sequence[str]) -> list[tuple[Any, ...]]:
+        """Rows of `sql` (its `IN ({})` filled) for `ids`, 500 at a time, through `run`."""
+        found: list[tuple[Any, ...]] = []
+        unique = list(dict.fromkeys(ids))
+        for i in range(0, len(unique), 500):
+            chunk = unique[i:i + 500]
+            found += run(sql.format(",".join("?" * len(chunk))), (target, *chunk))
+        return found
 
     def complete(self, target: str, action_id: str, *, code: int, log: str = "",
                  height: int | None = None) -> None:
@@ -209,16 +267,16 @@ class Ledger:
         """
         now, landed = time.time(), tx_hashes or {}
         with self._tx() as db:
-            for action_id, code, log, height in rows:
-                db.execute(
-                    "INSERT INTO actions (target, action_id, state, code, log, height, "
-                    "completed_at, tx_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-                    "ON CONFLICT (target, action_id) DO UPDATE SET state=excluded.state, "
-                    "code=excluded.code, log=excluded.log, height=excluded.height, "
-                    "completed_at=excluded.completed_at, signed_tx=NULL, "
-                    "tx_hash=COALESCE(excluded.tx_hash, tx_hash)",
-                    (target, action_id, "done" if code == 0 else "failed", code, log[:2000],
-                     height, now, landed.get(action_id)))
+            self.store.execute_many(
+                db,
+                "INSERT INTO actions (target, action_id, state, code, log, height, "
+                "completed_at, tx_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (target, action_id) DO UPDATE SET state=excluded.state, "
+                "code=excluded.code, log=excluded.log, height=excluded.height, "
+                "completed_at=excluded.completed_at, signed_tx=NULL, "
+                "tx_hash=COALESCE(excluded.tx_hash, actions.tx_hash)",
+                [(target, action_id, "done" if code == 0 else "failed", code, log[:2000],
+                  height, now, landed.get(action_id)) for action_id, code, log, height in rows])
 
     def release(self, target: str, action_id: str) -> None:
         """Forget an intent whose transaction can never land, so the action runs again."""
@@ -249,27 +307,27 @@ class Ledger:
         return self._present("sequenced", target, action_ids)
 
     def _present(self, table: str, target: str, action_ids: Sequence[str]) -> set[str]:
-        found: set[str] = set()
-        ids = list(dict.fromkeys(action_ids))
-        for i in range(0, len(ids), 500):
-            chunk = ids[i:i + 500]
-            marks = ",".join("?" * len(chunk))
-            found.update(a for (a,) in self._rows(
-                f"SELECT action_id FROM {table} WHERE target=? AND action_id IN ({marks})",
-                (target, *chunk)))
-        return found
+        return {a for (a,) in self._in(self._rows, f"SELECT action_id FROM {table} WHERE "
+                                       "target=? AND action_id IN ({})", target, action_ids)}
+
+    def has_history(self, target: str) -> bool:
+        """True when the ledger holds anything for `target`: applied, intended, ordered or
+        quarantined (a run on an empty ledger for a target applied before would repeat it)."""
+        return any(self._rows(f"SELECT 1 FROM {table} WHERE target=? LIMIT 1", (target,))
+                   for table in ("actions", "sequenced", "quarantine"))
 
     def record_external(self, target: str, action_ids: Iterable[str], *, log: str) -> int:
         """Mark actions done that were applied outside this ledger (e.g. the 2023
         `db_sync_history` table); returns how many were new to the ledger."""
-        now, added = time.time(), 0
+        now, ids = time.time(), list(dict.fromkeys(action_ids))
         with self._tx() as db:
-            for action_id in action_ids:
-                cur = db.execute(
-                    "INSERT OR IGNORE INTO actions (target, action_id, state, code, log, "
-                    "completed_at) VALUES (?, ?, 'done', 0, ?, ?)", (target, action_id, log, now))
-                added += cur.rowcount
-        return added
+            held = {a for (a,) in self._in(_reader(db), "SELECT action_id FROM actions WHERE "
+                                           "target=? AND action_id IN ({})", target, ids)}
+            new = [(target, a, log, now) for a in ids if a not in held]
+            self.store.execute_many(db, "INSERT INTO actions (target, action_id, state, code, "
+                                        "log, completed_at) VALUES (?, ?, 'done', 0, ?, ?)",
+                                    new)
+        return len(new)
 
     # -- sequence slots and gaps ------------------------------------------------------
 
@@ -280,8 +338,9 @@ class Ledger:
         highest slot is always a safe restart point.
         """
         with self._tx() as db:
-            db.executemany("INSERT OR IGNORE INTO sequenced VALUES (?, ?, ?, ?)",
-                           [(target, p.lower(), s, a) for p, s, a in rows])
+            self.store.execute_many(db, "INSERT INTO sequenced VALUES (?, ?, ?, ?) "
+                                        "ON CONFLICT DO NOTHING",
+                                    [(target, p.lower(), s, a) for p, s, a in rows])
 
     def last_sequence(self, target: str, provider: str) -> int:
         """The highest sequence of `provider` resolved on `target` (0 when none)."""
@@ -310,8 +369,8 @@ class Ledger:
         """Replace the open gaps of `target` (a closed gap is simply absent)."""
         with self._tx() as db:
             db.execute("DELETE FROM gaps WHERE target=?", (target,))
-            db.executemany("INSERT INTO gaps VALUES (?, ?, ?)",
-                           [(target, p.lower(), t) for p, t in opened.items()])
+            self.store.execute_many(db, "INSERT INTO gaps VALUES (?, ?, ?)",
+                                    [(target, p.lower(), t) for p, t in opened.items()])
 
     # -- quarantine and status --------------------------------------------------------
 
@@ -325,12 +384,14 @@ class Ledger:
         """Quarantine several: (item_id, reason, detail, action_id, provider)."""
         now = time.time()
         with self._tx() as db:
-            for item_id, reason, detail, action_id, provider in rows:
-                db.execute(
-                    "INSERT INTO quarantine VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1) "
-                    "ON CONFLICT (target, item_id, reason) DO UPDATE SET "
-                    "last_seen=excluded.last_seen, detail=excluded.detail, times=times+1",
-                    (target, item_id, reason, action_id, provider, detail[:2000], now, now))
+            self.store.execute_many(
+                db,
+                "INSERT INTO quarantine VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1) "
+                "ON CONFLICT (target, item_id, reason) DO UPDATE SET "
+                "last_seen=excluded.last_seen, detail=excluded.detail, "
+                "times=quarantine.times+1",
+                [(target, item_id, reason, action_id, provider, detail[:2000], now, now)
+                 for item_id, reason, detail, action_id, provider in rows])
 
     def quarantined(self, target: str) -> list[QuarantineEntry]:
         """Every quarantined record of `target`, first seen first."""
@@ -350,6 +411,16 @@ class Ledger:
         states = dict(self._rows("SELECT state, COUNT(*) FROM actions WHERE target=? "
                                  "GROUP BY state", (target,)))
         quarantined = self._rows("SELECT COUNT(*) FROM quarantine WHERE target=?", (target,))
-        return LedgerCounts(states.get("done", 0), states.get("failed", 0),
-                            states.get("intended", 0), int(quarantined[0][0]),
+        return LedgerCounts(int(states.get("done", 0)), int(states.get("failed", 0)),
+                            int(states.get("intended", 0)), int(quarantined[0][0]),
                             self.sequence_start(target))
+
+
+def open_ledger(url_or_path: str | Path) -> Ledger:
+    """Open the ledger at a URL or path: `sqlite:///path`, a plain file path, ":memory:",
+    or `postgresql://user:password@host:port/database` (shared by every worker)."""
+    return Ledger(open_store(url_or_path))
+
+
+def _reader(db: Any) -> Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]:
+    return lambda sql, args: db.execute(sql, args).fetchall()

@@ -7,16 +7,19 @@ import pytest
 
 from kwil_sync.kwil.client import BroadcastResult, TxStatus
 from kwil_sync.kwil.errors import DuplicateTx, NonceError
-from kwil_sync.ledger import Ledger
+from kwil_sync.ledger import Ledger, open_ledger
 from kwil_sync.replay_recovery import PendingTransactions, resolve_pending
 
 T = "xtarget"
 SENDER = "0x00000000000000000000000000000000000000Aa"
 
 
-@pytest.fixture
-def ledger(tmp_path):
-    with Ledger(tmp_path / "sub" / "ledger.sqlite") as led:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ledger(request, tmp_path):
+    """The same rules on both stores."""
+    where = (tmp_path / "sub" / "ledger.sqlite" if request.param == "sqlite"
+             else request.getfixturevalue("postgres_url"))
+    with open_ledger(where) as led:
         yield led
 
 
