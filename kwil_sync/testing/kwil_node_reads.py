@@ -1,7 +1,10 @@
 """The read methods of the kwild stand-in: schema, databases, query and view calls.
 
 Shapes, codes and messages follow kwil-db v0.9.4 and v0.10.2 `usersvc` (see
-`kwil_node_rpc`); `RpcFault` and the result encoders are shared with it.
+`kwil_node_rpc`); `RpcFault` and the result encoders are shared with it. `user.query`
+runs one SELECT only, in the Kwil functions `kwil_node_dialect` maps onto SQLite, and
+refuses anything else as kwild does; `refuse_queries` plays a node in private mode,
+which refuses the method altogether (v0.9.4/v0.10.2 `usersvc/service.go` `Query`).
 """
 
 from __future__ import annotations
@@ -9,16 +12,26 @@ from __future__ import annotations
 import base64
 import json
 import re
-from typing import Any
+from typing import Any, cast
 
 from eth_utils import to_checksum_address
 
 from kwil_sync.kwil.errors import RPC_ENGINE_INTERNAL, RPC_ENGINE_NOT_FOUND, RPC_INVALID_PARAMS
 from kwil_sync.kwil.payload import PayloadError, decode_call
 from kwil_sync.testing.kwil_node_chain import Chain
+from kwil_sync.testing.kwil_node_dialect import (
+    install_functions,
+    read_only_sql,
+    table_columns,
+)
 from kwil_sync.testing.kwil_node_schema import Database, ExecutionError
 
-__all__ = ["ReadMethods", "RpcFault"]
+__all__ = ["ReadMethods", "RpcFault", "reads_of"]
+
+RPC_NO_QUERY_PRIVATE = -1007  # core/rpc/json/errors.go ErrorNoQueryWithPrivateRPC
+_PRIVATE_MODE = "query is prohibited when authenticated calls are enforced (private mode)"
+_SQL_TYPES_V09 = {"int8": "int", "bytea": "blob", "bool": "bool", "text": "text",
+                  "uuid": "uuid", "numeric": "decimal"}
 
 _ACTIONS_COLUMNS = ("namespace", "name", "raw_statement", "access_modifiers", "parameter_names",
                     "parameter_types", "return_names", "return_types", "returns_table",
@@ -74,6 +87,8 @@ class ReadMethods:
     def __init__(self, chain: Chain) -> None:
         self.chain = chain
         self.version = chain.version
+        self.refuse_queries = False  # private mode: `user.query` refused outright
+        self._dialect_ready: set[int] = set()
 
     def _database(self, target: str) -> Database:
         database = self.chain.databases.get(target)
@@ -88,7 +103,8 @@ class ReadMethods:
                     "public": True, "modifiers": [m for m in a.modifiers() if m != "PUBLIC"],
                     "body": a.sql} for a in database.schema.actions]
         return {"schema": {"owner": database.owner.lower().removeprefix("0x"),
-                           "name": database.name, "tables": [], "actions": actions,
+                           "name": database.name, "tables": _tables_v09(database),
+                           "actions": actions,
                            "extensions": [], "procedures": [], "foreign_calls": []}}
 
     def databases(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -99,6 +115,8 @@ class ReadMethods:
         return {"databases": listed}
 
     def query(self, params: dict[str, Any]) -> dict[str, Any]:
+        if self.refuse_queries:
+            raise RpcFault(RPC_NO_QUERY_PRIVATE, _PRIVATE_MODE)
         sql = str(params.get("query", ""))
         with self.chain.lock:
             if self.version == "v0.9":
@@ -106,14 +124,32 @@ class ReadMethods:
                 return {"result": _json_rows(rows)}
             if "info.actions" in sql:
                 return self._info_actions(sql, params.get("params") or {})
+            if "info.columns" in sql:
+                return self._info_columns(sql, params.get("params") or {})
             database, sql = self._qualified(sql)
             return _query_result(self._select(database, sql))
 
     def _select(self, database: Database, sql: str) -> list[dict[str, Any]]:
         try:
-            return database.select(sql)
-        except Exception as exc:  # sqlite3 errors: kwild reports engine errors as -300
+            translated = read_only_sql(sql, self.version)
+            if id(database.conn) not in self._dialect_ready:
+                install_functions(database.conn)
+                self._dialect_ready.add(id(database.conn))
+            return database.select(translated)
+        except Exception as exc:  # refusals and sqlite3 errors: kwild says -300 for both
             raise RpcFault(RPC_ENGINE_INTERNAL, str(exc)) from None
+
+    def _info_columns(self, sql: str, params: dict[str, Any]) -> dict[str, Any]:
+        """v0.10 `info.columns`: every column of the namespace's tables."""
+        wanted = _decode_param(params["$namespace"]) if "$namespace" in params else None
+        columns = _selected(sql) or ["namespace", "table_name", "name", "data_type",
+                                     "is_nullable", "default_value", "is_primary_key",
+                                     "ordinal_position"]
+        rows = [{"namespace": target, **column}
+                for target, database in self.chain.databases.items()
+                if wanted is None or target == wanted
+                for column in table_columns(database.conn)]
+        return _query_result(rows, columns)
 
     def _qualified(self, sql: str) -> tuple[Database, str]:
         """Find the namespace a v0.10 query names (`ns.table` or legacy `{ns}query`)."""
@@ -129,10 +165,7 @@ class ReadMethods:
 
     def _info_actions(self, sql: str, params: dict[str, Any]) -> dict[str, Any]:
         wanted = _decode_param(params["$namespace"]) if "$namespace" in params else None
-        select = re.match(r"\s*select\s+(.*?)\s+from\s", sql, re.I | re.S)
-        columns = list(_ACTIONS_COLUMNS)
-        if select and select.group(1).strip() != "*":
-            columns = [c.strip() for c in select.group(1).split(",")]
+        columns = _selected(sql) or list(_ACTIONS_COLUMNS)
         rows = []
         for target, database in self.chain.databases.items():
             if wanted is not None and target != wanted:
@@ -172,3 +205,41 @@ class ReadMethods:
 
 def _caller(sender_hex: str) -> str:
     return str(to_checksum_address("0x" + sender_hex.lower().removeprefix("0x")))
+
+
+def _selected(sql: str) -> list[str] | None:
+    """The plain column names a `SELECT a, b FROM info.x` asks for (None for `*`)."""
+    select = re.match(r"\s*select\s+(.*?)\s+from\s", sql, re.I | re.S)
+    if not select or select.group(1).strip() == "*":
+        return None
+    return [c.strip() for c in select.group(1).split(",")]
+
+
+def _tables_v09(database: Database) -> list[dict[str, Any]]:
+    """v0.9 `schema.tables`: columns with a PRIMARY_KEY attribute, or a PRIMARY index
+    when the key has several columns (kwil-db v0.9.4 core/types/schema.go)."""
+    tables: dict[str, dict[str, Any]] = {}
+    keys: dict[str, list[tuple[int, str]]] = {}
+    for column in table_columns(database.conn):
+        table = tables.setdefault(column["table_name"], {
+            "name": column["table_name"], "columns": [], "indexes": [], "foreign_keys": []})
+        if column["primary_key_position"]:
+            keys.setdefault(table["name"], []).append((column["primary_key_position"],
+                                                       column["name"]))
+        table["columns"].append({"name": column["name"], "attributes": [], "type": {
+            "name": _SQL_TYPES_V09.get(column["data_type"], column["data_type"]),
+            "is_array": False}})
+    for name, key in keys.items():
+        ordered = [c for _, c in sorted(key)]
+        if len(ordered) == 1:
+            column = next(c for c in tables[name]["columns"] if c["name"] == ordered[0])
+            column["attributes"].append({"type": "PRIMARY_KEY", "value": ""})
+        else:
+            tables[name]["indexes"].append({"name": f"{name}_pkey", "columns": ordered,
+                                            "type": "PRIMARY"})
+    return list(tables.values())
+
+
+def reads_of(service: Any) -> ReadMethods:
+    """The `ReadMethods` behind a stand-in's `UserService` (e.g. to set `refuse_queries`)."""
+    return cast(ReadMethods, service.methods["user.query"].__self__)

@@ -1,0 +1,200 @@
+"""kwild's `user.query` rules and the few Kwil SQL functions replica verification uses,
+for the stand-in's SQLite. THIS IS NOT KWILD'S SQL ENGINE.
+
+kwild v0.9 and v0.10 parse a query in Kwil's SQL dialect, check it is read-only and run
+the PostgreSQL they generate from it (kwil-db v0.9.4 `internal/engine/execution/global.go`
+`Execute`, v0.10.2 `node/engine/interpreter/planner.go`). The stand-in runs SQLite, so
+it accepts the same Kwil-dialect text and maps the functions that SQLite lacks:
+
+- `format(fmt, a, b, ...)` with only `%L` and `%s` conversions becomes `quote(a) || ...`
+  (SQLite's C `quote()` is injective like PostgreSQL's `quote_literal`, though it
+  writes numbers bare: two stand-ins agree with each other, not with PostgreSQL);
+- `position(needle, haystack)` (Kwil's call form of PostgreSQL's `position(a in b)`)
+  becomes `instr(haystack, needle)`;
+- `array_agg(x)` is kwild's `array_agg(x ORDER BY x)` (v0.9.4 `parse/functions.go`,
+  v0.10.2 `node/engine/functions.go`), rendered `{a,b}` as a text array prints;
+- `digest(x, 'sha256' | 'sha1' | 'md5' | ...)` (pgcrypto) and `encode(b, 'hex' | 'base64')`.
+
+Anything but one SELECT (or WITH ... SELECT) is refused, with kwild's words.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import sqlite3
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["MUTATION_REFUSED", "QueryRefused", "install_functions", "read_only_sql",
+           "table_columns"]
+
+# kwild v0.9 (global.go) and v0.10 (engine/errors.go ErrCannotMutateState + planner.go).
+MUTATION_REFUSED = {
+    "v0.9": "cannot execute a mutative query in a read-only transaction",
+    "v0.10": "connection is read-only and cannot mutate state: SQL statement mutates state, "
+             "but the execution context is read-only: {sql}",
+}
+_MUTATING = re.compile(r"\b(insert|update|delete|upsert|create|drop|alter|grant|revoke|"
+                       r"attach|detach|pragma|vacuum|reindex|replace)\b", re.I)
+_QUOTED = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"")
+
+
+class QueryRefused(Exception):
+    """kwild would not run this text through `user.query`."""
+
+
+def read_only_sql(sql: str, version: str) -> str:
+    """The query translated for SQLite, or `QueryRefused` for anything but one SELECT."""
+    bare = _QUOTED.sub("''", sql).strip().rstrip(";").strip()
+    if ";" in bare:
+        raise QueryRefused("syntax error: only one statement is allowed")
+    first = bare.split(None, 1)[0].lower() if bare else ""
+    if first not in ("select", "with") or _MUTATING.search(bare):
+        raise QueryRefused(MUTATION_REFUSED[version].format(sql=sql.strip()))
+    return _rewrite(sql.strip().rstrip(";"))
+
+
+def _rewrite(sql: str) -> str:
+    for name, build in (("format", _format), ("position", _position)):
+        sql = _rewrite_calls(sql, name, build)
+    return sql
+
+
+def _rewrite_calls(sql: str, name: str, build: Callable[[list[str]], str]) -> str:
+    """Replace every `name(args)` call (outside quotes) by `build(args)`, args rewritten."""
+    out: list[str] = []
+    i = 0
+    pattern = re.compile(rf"\b{name}\s*\(", re.I)
+    while True:
+        match = _next_outside_quotes(pattern, sql, i)
+        if match is None:
+            return "".join(out) + sql[i:]
+        args, end = _arguments(sql, match.end())
+        out.append(sql[i:match.start()])
+        out.append(build([_rewrite(a) for a in args]))
+        i = end
+
+
+def _next_outside_quotes(pattern: re.Pattern[str], sql: str, start: int) -> re.Match[str] | None:
+    quoted = [m.span() for m in _QUOTED.finditer(sql)]
+    for match in pattern.finditer(sql, start):
+        if not any(a <= match.start() < b for a, b in quoted):
+            return match
+    return None
+
+
+def _arguments(sql: str, start: int) -> tuple[list[str], int]:
+    """Split the top-level arguments of a call whose `(` ends just before `start`."""
+    depth, quote, args, current = 0, "", [], start
+    for i in range(start, len(sql)):
+        char = sql[i]
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char == "(":
+            depth += 1
+        elif char == ")" and depth:
+            depth -= 1
+        elif char == ")":
+            args.append(sql[current:i].strip())
+            return [a for a in args if a], i + 1
+        elif char == "," and not depth:
+            args.append(sql[current:i].strip())
+            current = i + 1
+    raise QueryRefused("syntax error: unbalanced parentheses")
+
+
+def _format(args: list[str]) -> str:
+    template = args[0]
+    if not (template.startswith("'") and template.endswith("'")):
+        raise QueryRefused("the stand-in's format() takes a literal format string")
+    pieces = re.split(r"(%[LsI])", template[1:-1].replace("''", "'"))
+    values, parts = iter(args[1:]), []
+    for piece in pieces:
+        if piece in ("%L", "%I"):
+            parts.append(f"quote({next(values)})")
+        elif piece == "%s":
+            parts.append(f"coalesce(({next(values)}), '')")
+        elif piece:
+            parts.append("'" + piece.replace("'", "''") + "'")
+    return "(" + " || ".join(parts or ["''"]) + ")"
+
+
+def _position(args: list[str]) -> str:
+    return f"instr({args[1]}, {args[0]})"
+
+
+class _ArrayAgg:
+    """kwild's `array_agg(x ORDER BY x)`, printed as PostgreSQL prints a text array."""
+
+    def __init__(self) -> None:
+        self.values: list[Any] = []
+
+    def step(self, value: Any) -> None:
+        self.values.append(value)
+
+    def finalize(self) -> str | None:
+        if not self.values:
+            return None
+        known = sorted((v for v in self.values if v is not None), key=lambda v: (str(type(v)), v))
+        nulls = ["NULL"] * (len(self.values) - len(known))  # PostgreSQL sorts NULLs last
+        return "{" + ",".join([_element(v) for v in known] + nulls) + "}"
+
+
+def _element(value: Any) -> str:
+    text = value.hex() if isinstance(value, bytes) else str(value)
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _digest(data: Any, algorithm: str) -> bytes | None:
+    if data is None:
+        return None
+    raw = data if isinstance(data, bytes) else str(data).encode()
+    try:
+        return hashlib.new(str(algorithm).lower(), raw).digest()
+    except ValueError:
+        raise sqlite3.OperationalError(f"Cannot use \"{algorithm}\": No such hash algorithm") \
+            from None
+
+
+def _encode(data: Any, encoding: str) -> str | None:
+    if data is None:
+        return None
+    raw = data if isinstance(data, bytes) else str(data).encode()
+    if encoding == "hex":
+        return raw.hex()
+    if encoding == "base64":
+        return base64.b64encode(raw).decode()
+    raise sqlite3.OperationalError(f'unrecognized encoding: "{encoding}"')
+
+
+def install_functions(conn: sqlite3.Connection) -> None:
+    """Give a connection kwild's `digest`, `encode` and ordered `array_agg`."""
+    conn.create_function("digest", 2, _digest, deterministic=True)
+    conn.create_function("encode", 2, _encode, deterministic=True)
+    conn.create_aggregate("array_agg", 1, _ArrayAgg)  # type: ignore[arg-type]
+
+
+_KWIL_TYPES = {"integer": "int8", "int": "int8", "int8": "int8", "bigint": "int8", "text": "text",
+               "blob": "bytea", "bytea": "bytea", "bool": "bool", "boolean": "bool",
+               "uuid": "uuid", "numeric": "numeric"}
+
+
+def table_columns(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    """Every column of every table, as v0.10's `info.columns` lists them (types in
+    kwild's v0.10 names; `is_primary_key` from SQLite's own table info)."""
+    rows = []
+    tables = [t for (t,) in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+        "ORDER BY name")]
+    for table in tables:
+        for cid, name, declared, notnull, default, pk in conn.execute(
+                f"PRAGMA table_info(\"{table}\")"):
+            rows.append({"table_name": table, "name": name, "is_nullable": not notnull,
+                         "data_type": _KWIL_TYPES.get(str(declared).lower(), str(declared)),
+                         "default_value": default, "is_primary_key": pk > 0,
+                         "primary_key_position": pk, "ordinal_position": cid + 1})
+    return rows
