@@ -6,6 +6,11 @@ The sequence and previous action id of a (provider, original dbid) chain are ass
 in the same transaction that stores the item, so sequences have no gaps and no
 repeats. A repeat of an action id returns the stored item and assigns nothing.
 
+Tied calls (the `save_action_tx` form, `kwil_sync.outbox_calls`) wait here unsigned until
+their kwild transaction is confirmed; only then do they become items, with the next
+sequence, so a voided call leaves no gap in the chain. Items written by the 2023
+`save_action` form are marked untied (`tied = 0`).
+
 Example:
     ```python
     outbox = Outbox("outbox.sqlite")
@@ -20,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import threading
 import time
@@ -30,12 +36,13 @@ from pathlib import Path
 
 from kwil_sync.arweave.ans104 import DataItem
 from kwil_sync.durable import open_durable, write_transaction
+from kwil_sync.outbox_calls import CALLS_SCHEMA, StoredCall, TiedCallsMixin
 
 __all__ = ["FIRST_PREV_ACTION_ID", "AckResult", "ChainStatus", "Outbox", "PendingItem",
-           "StoredItem"]
+           "StoredCall", "StoredItem"]
 
 FIRST_PREV_ACTION_ID = "-"  # Prev-Action-Id of sequence 1 (docs/RECORD.md)
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2 added tied calls (table calls, items.tied)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
@@ -52,6 +59,7 @@ CREATE TABLE IF NOT EXISTS items (
     lease_until_ms INTEGER,
     receipt TEXT,
     uploaded_at_ms INTEGER,
+    tied INTEGER NOT NULL DEFAULT 0,
     UNIQUE (provider, original_dbid, sequence)
 );
 CREATE INDEX IF NOT EXISTS items_by_state ON items (state, id);
@@ -101,6 +109,10 @@ class ChainStatus:
     sequence: int
     last_action_id: str
     last_uploaded_id: str
+    untied: int = 0  # items from the 2023 save_action form (not tied to a transaction)
+    waiting: int = 0  # tied calls waiting for their transaction's result
+    unconfirmed: int = 0  # tied calls whose transaction is still unknown past the timeout
+    voided: int = 0  # tied calls of transactions that failed: never uploaded
 
 
 @dataclass(frozen=True)
@@ -113,7 +125,7 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-class Outbox:
+class Outbox(TiedCallsMixin):
     """A durable, thread-safe outbox in one SQLite file.
 
     Args:
@@ -126,10 +138,12 @@ class Outbox:
         self._lock = threading.Lock()
         self._db = open_durable(self.path)
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        if version not in (0, SCHEMA_VERSION):
+        if version not in (0, 1, SCHEMA_VERSION):
             raise RuntimeError(f"{self.path} has outbox schema {version}; this kwil-sync "
                                f"reads {SCHEMA_VERSION}: upgrade kwil-sync or use a new file")
-        self._db.executescript(_SCHEMA)
+        if version == 1:  # every item of a version 1 outbox is untied
+            self._db.execute("ALTER TABLE items ADD COLUMN tied INTEGER NOT NULL DEFAULT 0")
+        self._db.executescript(_SCHEMA + CALLS_SCHEMA)
         self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def close(self) -> None:
@@ -169,21 +183,51 @@ class Outbox:
             stored = self._get(action_id)
             if stored is not None:
                 return stored
-            chain = db.execute("SELECT sequence, last_action_id FROM chains "
-                               "WHERE provider = ? AND original_dbid = ?",
-                               (provider, original_dbid)).fetchone()
-            sequence, prev = (chain[0] + 1, chain[1]) if chain else (1, FIRST_PREV_ACTION_ID)
-            item = build(sequence, prev)
-            created = _now_ms()
-            db.execute("INSERT INTO items (action_id, item_id, provider, original_dbid, sequence, "
-                       "raw, created_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                       (action_id, item.id, provider, original_dbid, sequence, item.raw, created))
-            db.execute("INSERT INTO chains (provider, original_dbid, sequence, last_action_id) "
-                       "VALUES (?, ?, ?, ?) ON CONFLICT (provider, original_dbid) DO UPDATE SET "
-                       "sequence = excluded.sequence, last_action_id = excluded.last_action_id",
-                       (provider, original_dbid, sequence, action_id))
+            return self._store_item(db, action_id, provider, original_dbid, build, tied=False)
+
+    def _store_item(self, db: sqlite3.Connection, action_id: str, provider: str,
+                    original_dbid: str, build: Callable[[int, str], DataItem], *, tied: bool
+                    ) -> StoredItem:
+        """Insert the next item of a chain (inside the caller's write transaction)."""
+        chain = db.execute("SELECT sequence, last_action_id FROM chains "
+                           "WHERE provider = ? AND original_dbid = ?",
+                           (provider, original_dbid)).fetchone()
+        sequence, prev = (chain[0] + 1, chain[1]) if chain else (1, FIRST_PREV_ACTION_ID)
+        item = build(sequence, prev)
+        created = _now_ms()
+        db.execute("INSERT INTO items (action_id, item_id, provider, original_dbid, sequence, "
+                   "raw, created_at_ms, tied) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                   (action_id, item.id, provider, original_dbid, sequence, item.raw, created,
+                    int(tied)))
+        db.execute("INSERT INTO chains (provider, original_dbid, sequence, last_action_id) "
+                   "VALUES (?, ?, ?, ?) ON CONFLICT (provider, original_dbid) DO UPDATE SET "
+                   "sequence = excluded.sequence, last_action_id = excluded.last_action_id",
+                   (provider, original_dbid, sequence, action_id))
         return StoredItem(action_id, item.id, provider, original_dbid, sequence, created,
                           repeated=False)
+
+    def confirm_calls(self, calls: list[StoredCall],
+                      build: Callable[[StoredCall, int, str], DataItem]) -> list[StoredItem]:
+        """Turn the calls of a committed transaction into items, in one fsynced commit.
+
+        Args:
+            calls: Calls of one committed transaction, in call order.
+            build: Signs the record of a call given (call, sequence, prev_action_id).
+        """
+        stored: list[StoredItem] = []
+        with self._write() as db:
+            for pending in calls:
+                call = pending.call
+                state = db.execute("SELECT state FROM calls WHERE action_id = ?",
+                                   (call.action_id,)).fetchone()
+                if state is None or state[0] in ("confirmed", "voided"):
+                    continue  # settled meanwhile (another upload run)
+                item = self._store_item(db, call.action_id, call.provider, call.original_dbid,
+                                        functools.partial(build, pending), tied=True)
+                db.execute("UPDATE calls SET state = 'confirmed', code = 0, item_id = ? "
+                           "WHERE action_id = ?", (item.item_id, call.action_id))
+                stored.append(item)
+        return stored
 
     def pending(self, limit: int, *, holder: str = "", lease_seconds: float = 300.0
                 ) -> list[PendingItem]:
@@ -236,7 +280,8 @@ class Outbox:
         return AckResult(acknowledged, unknown)
 
     def status(self, original_dbid: str = "") -> list[ChainStatus]:
-        """Per chain: outbox depth, uploads, last sequence and last uploaded id."""
+        """Per chain: outbox depth, uploads, last sequence, last uploaded id, untied items
+        and tied calls not turned into records (waiting, unconfirmed, voided)."""
         with self._lock:
             rows = self._db.execute(
                 "SELECT c.provider, c.original_dbid, "
@@ -244,8 +289,21 @@ class Outbox:
                 " i.original_dbid = c.original_dbid AND i.state = 'pending'), "
                 "(SELECT count(*) FROM items i WHERE i.provider = c.provider AND "
                 " i.original_dbid = c.original_dbid AND i.state = 'uploaded'), "
-                "c.sequence, c.last_action_id, coalesce(c.last_uploaded_id, '') "
-                "FROM chains c WHERE ? = '' OR c.original_dbid = ? "
-                "ORDER BY c.original_dbid, c.provider", (original_dbid, original_dbid)
-            ).fetchall()
-        return [ChainStatus(*row) for row in rows]
+                "c.sequence, c.last_action_id, coalesce(c.last_uploaded_id, ''), "
+                "(SELECT count(*) FROM items i WHERE i.provider = c.provider AND "
+                " i.original_dbid = c.original_dbid AND i.tied = 0) "
+                "FROM chains c", ()).fetchall()
+        chains = {(r[0], r[1]): r for r in rows}
+        calls = self.call_counts()
+        out = []
+        for key in sorted(set(chains) | set(calls), key=lambda k: (k[1], k[0])):
+            if original_dbid and key[1] != original_dbid:
+                continue
+            provider, dbid, pending, uploaded, sequence, last, last_up, untied = \
+                chains.get(key) or (key[0], key[1], 0, 0, 0, "", "", 0)
+            counted = calls.get(key)
+            out.append(ChainStatus(provider, dbid, pending, uploaded, sequence, last, last_up,
+                                   untied=untied, waiting=counted.waiting if counted else 0,
+                                   unconfirmed=counted.unconfirmed if counted else 0,
+                                   voided=counted.voided if counted else 0))
+        return out

@@ -1,7 +1,8 @@
-"""The sync record (docs/RECORD.md): build version 2, read both 2023 and version 2.
+"""The sync record (docs/RECORD.md): build versions 2 and 3, read 2023, 2 and 3.
 
 A record is one ANS-104 data item: a JSON document naming an action and its string
-values, fourteen tags in a fixed order, signed by the provider's Ethereum key. This
+values, fourteen tags in a fixed order (seventeen in version 3, which adds the kwild
+transaction the action committed in), signed by the provider's Ethereum key. This
 module only builds and parses; `kwil_sync.verify` decides whether a record is trusted.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,11 +26,14 @@ __all__ = [
     "RECORD_TYPE",
     "RecordError",
     "SyncRecord",
+    "TxRef",
     "action_id",
     "build_record",
     "canonical_text",
     "encode_document",
     "parse_document",
+    "record_action_id",
+    "tied_action_id",
 ]
 
 MAX_DOCUMENT_BYTES = 64 * 1024
@@ -36,12 +41,39 @@ APPLICATION = "KwilDb"
 RECORD_TYPE = "Action-Sync"
 CONTENT_TYPE = "application/json"
 SYNC_VERSION = "2"
+TIED_SYNC_VERSION = "3"  # adds the kwild transaction (docs/RECORD.md, version 3)
 LEGACY_VERSION = 1  # the 2023 extension's records: no Sync-Version tag
 FIRST_PREV_ACTION_ID = "-"
 # Tags every record carries (2023 and v2), then those only v2 adds.
 COMMON_TAGS = ("Application", "Content-Type", "Original-DBID", "Local-DBID", "Local-DB-Name",
                "Type", "Action-Id", "Provider-Address", "Signature")
 V2_TAGS = ("Sync-Version", "Sequence", "Prev-Action-Id", "Payload-SHA256", "Created-At")
+V3_TAGS = ("Kwil-Tx-Hash", "Kwil-Height", "Kwil-Tx-Call")
+_TX_HASH = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class TxRef:
+    """The kwild transaction a tied action ran in.
+
+    Attributes:
+        tx_hash: 64 lowercase hex digits (kwild's `@txid`, the hash `tx_query` takes).
+        height: The block height the action ran at (`@height`).
+        call_index: 0-based position of this save among the transaction's distinct
+            saves, in execution order (the argument set, when each set saves once).
+    """
+
+    tx_hash: str
+    height: int
+    call_index: int = 0
+
+    def __post_init__(self) -> None:
+        if not _TX_HASH.match(self.tx_hash):
+            raise RecordError("bad-tag", f"a kwild tx hash is 64 lowercase hex digits, got "
+                              f"{self.tx_hash[:80]!r}")
+        if self.height < 1 or self.call_index < 0:
+            raise RecordError("bad-tag", f"height must be >= 1 and the call index >= 0, got "
+                              f"{self.height} and {self.call_index}")
 
 
 class RecordError(ValueError):
@@ -116,20 +148,49 @@ def action_id(original_dbid: str, action_name: str, values: Sequence[str]) -> st
     return b64url(hashlib.sha256(text.encode()).digest())[:32]
 
 
+def tied_action_id(original_dbid: str, action_name: str, values: Sequence[str],
+                   tx_hash: str) -> str:
+    """The version 3 Action-Id: one id per (database, transaction, action, values).
+
+    A node replaying the block, or another validator, makes the same call with the same
+    transaction hash, so it gets the same id; the same values in another transaction
+    are another action.
+    """
+    text = json.dumps([original_dbid, action_name, list(values), tx_hash],
+                      separators=(",", ":"), ensure_ascii=False)
+    return b64url(hashlib.sha256(text.encode()).digest())[:32]
+
+
+def record_action_id(original_dbid: str, action_name: str, values: Sequence[str],
+                     tx: TxRef | None) -> str:
+    """The Action-Id a v2 (untied) or v3 (tied) record must carry."""
+    if tx is None:
+        return action_id(original_dbid, action_name, values)
+    return tied_action_id(original_dbid, action_name, values, tx.tx_hash)
+
+
 def canonical_text(*, original_dbid: str, action_id: str, sequence: int, prev_action_id: str,
-                   payload_sha256: str, created_at_ms: int) -> bytes:
-    """What a version 2 `Signature` tag signs (EIP-191), as UTF-8 bytes."""
-    lines = ["kwil-sync record v2", f"Original-DBID: {original_dbid}",
+                   payload_sha256: str, created_at_ms: int, tx: TxRef | None = None) -> bytes:
+    """What a version 2 (or, with `tx`, version 3) `Signature` tag signs, as UTF-8 bytes."""
+    lines = [f"kwil-sync record v{TIED_SYNC_VERSION if tx else SYNC_VERSION}",
+             f"Original-DBID: {original_dbid}",
              f"Action-Id: {action_id}", f"Sequence: {sequence}",
              f"Prev-Action-Id: {prev_action_id}", f"Payload-SHA256: {payload_sha256}",
              f"Created-At: {created_at_ms}"]
+    if tx is not None:
+        lines += [f"Kwil-Tx-Hash: {tx.tx_hash}", f"Kwil-Height: {tx.height}",
+                  f"Kwil-Tx-Call: {tx.call_index}"]
     return ("\n".join(lines) + "\n").encode()
 
 
 def build_record(signer: EthereumSigner, *, original_dbid: str, local_dbid: str,
                  local_db_name: str, action_name: str, data: list[tuple[str, str]],
-                 sequence: int, prev_action_id: str, created_at_ms: int) -> DataItem:
-    """Sign a version 2 record for one action as a data item, ready to upload.
+                 sequence: int, prev_action_id: str, created_at_ms: int,
+                 tx: TxRef | None = None) -> DataItem:
+    """Sign a record for one action as a data item, ready to upload.
+
+    Without `tx` the record is version 2 (untied: the 2023 `save_action` form); with
+    it, version 3, carrying and signing the kwild transaction the action committed in.
 
     Raises:
         RecordError: If a value is not a string, the document is over
@@ -145,21 +206,24 @@ def build_record(signer: EthereumSigner, *, original_dbid: str, local_dbid: str,
     if len(document) > MAX_DOCUMENT_BYTES:
         raise RecordError("oversize", f"document is {len(document)} bytes, over the "
                           f"{MAX_DOCUMENT_BYTES}-byte limit: shorten the action's values")
-    aid = action_id(original_dbid, action_name, [v for _, v in data])
+    aid = record_action_id(original_dbid, action_name, [v for _, v in data], tx)
     digest = hashlib.sha256(document).hexdigest()
     text = canonical_text(original_dbid=original_dbid, action_id=aid, sequence=sequence,
                           prev_action_id=prev_action_id, payload_sha256=digest,
-                          created_at_ms=created_at_ms)
+                          created_at_ms=created_at_ms, tx=tx)
     signature = "0x" + signer.key.sign_personal(text).hex()
     tags: list[Tag] = [
         ("Application", APPLICATION), ("Content-Type", CONTENT_TYPE),
         ("Original-DBID", original_dbid), ("Local-DBID", local_dbid),
         ("Local-DB-Name", local_db_name), ("Type", RECORD_TYPE), ("Action-Id", aid),
         ("Provider-Address", signer.address), ("Signature", signature),
-        ("Sync-Version", SYNC_VERSION), ("Sequence", str(sequence)),
-        ("Prev-Action-Id", prev_action_id), ("Payload-SHA256", digest),
-        ("Created-At", str(created_at_ms)),
+        ("Sync-Version", TIED_SYNC_VERSION if tx else SYNC_VERSION),
+        ("Sequence", str(sequence)), ("Prev-Action-Id", prev_action_id),
+        ("Payload-SHA256", digest), ("Created-At", str(created_at_ms)),
     ]
+    if tx is not None:
+        tags += [("Kwil-Tx-Hash", tx.tx_hash), ("Kwil-Height", str(tx.height)),
+                 ("Kwil-Tx-Call", str(tx.call_index))]
     return DataItem.create(document, tags, signer)
 
 
@@ -179,7 +243,7 @@ class SyncRecord:
     """One parsed record of either version. Parsing checks shape, not trust."""
 
     tx_id: str
-    version: int  # 1 = the 2023 format, 2 = Sync-Version 2
+    version: int  # 1 = the 2023 format, 2 or 3 = that Sync-Version
     tags: tuple[Tag, ...]
     original_dbid: str
     local_dbid: str
@@ -196,6 +260,7 @@ class SyncRecord:
     prev_action_id: str | None = None
     payload_sha256: str | None = None
     created_at_ms: int | None = None
+    tx: TxRef | None = None  # version 3: the kwild transaction it committed in
 
     @property
     def values(self) -> list[str]:
@@ -208,7 +273,7 @@ class SyncRecord:
                 self.action_id)
 
     def signed_text(self) -> bytes:
-        """What `Signature` signs: the canonical text (v2) or the Action-Id (2023)."""
+        """What `Signature` signs: the canonical text (v2, v3) or the Action-Id (2023)."""
         if self.version == LEGACY_VERSION:
             return self.action_id.encode()
         assert self.sequence is not None and self.prev_action_id is not None
@@ -216,7 +281,7 @@ class SyncRecord:
         return canonical_text(original_dbid=self.original_dbid, action_id=self.action_id,
                               sequence=self.sequence, prev_action_id=self.prev_action_id,
                               payload_sha256=self.payload_sha256,
-                              created_at_ms=self.created_at_ms)
+                              created_at_ms=self.created_at_ms, tx=self.tx)
 
     @classmethod
     def from_item(cls, item: DataItem, *, timestamp_ms: int | None = None) -> SyncRecord:
@@ -274,23 +339,29 @@ def _int_tag(values: dict[str, str], name: str) -> int:
 def _parse(tx_id: str, tags: Sequence[tuple[str, str]], document: bytes,
            timestamp_ms: int | None, proof: ItemProof) -> SyncRecord:
     values = _tag_values(tags)
-    version = 2 if "Sync-Version" in values else LEGACY_VERSION
-    if version == 2 and values["Sync-Version"] != SYNC_VERSION:
-        raise RecordError("bad-tag", f"unknown Sync-Version {values['Sync-Version'][:20]!r}; "
-                          "this reader knows 2 (and the 2023 records without the tag)")
-    required = COMMON_TAGS + (V2_TAGS if version == 2 else ())
+    version = LEGACY_VERSION
+    if "Sync-Version" in values:
+        if values["Sync-Version"] not in (SYNC_VERSION, TIED_SYNC_VERSION):
+            raise RecordError("bad-tag", f"unknown Sync-Version {values['Sync-Version'][:20]!r};"
+                              " this reader knows 2 and 3 (and the 2023 records without it)")
+        version = int(values["Sync-Version"])
+    required = COMMON_TAGS + (V2_TAGS if version >= 2 else ()) + (V3_TAGS if version == 3
+                                                                  else ())
     missing = [name for name in required if not values.get(name)]
     if missing:
         raise RecordError("missing-tag", f"record {tx_id} lacks tag(s) {', '.join(missing)}")
     action_name, data = parse_document(document)
     v2: dict[str, Any] = {}
-    if version == 2:
+    if version >= 2:
         v2 = {"sequence": _int_tag(values, "Sequence"),
               "prev_action_id": values["Prev-Action-Id"],
               "payload_sha256": values["Payload-SHA256"],
               "created_at_ms": _int_tag(values, "Created-At")}
         if v2["sequence"] < 1:
             raise RecordError("bad-tag", "tag Sequence starts at 1")
+    if version == 3:
+        v2["tx"] = TxRef(values["Kwil-Tx-Hash"], _int_tag(values, "Kwil-Height"),
+                         _int_tag(values, "Kwil-Tx-Call"))
     if timestamp_ms is None:
         timestamp_ms = v2.get("created_at_ms", 0)
     return SyncRecord(

@@ -37,9 +37,10 @@ from kwil_sync.records import (
     LEGACY_VERSION,
     RECORD_TYPE,
     V2_TAGS,
+    V3_TAGS,
     ItemProof,
     SyncRecord,
-    action_id,
+    record_action_id,
 )
 
 __all__ = ["REASONS", "TrustPolicy", "Verdict", "verify_record"]
@@ -54,8 +55,8 @@ REASONS: dict[str, str] = {
     "bad-signature": "the Signature tag is not a 65-byte signature that recovers a key",
     "signer-mismatch": "Signature was made by another key than Provider-Address",
     "payload-hash-mismatch": "the document does not hash to Payload-SHA256",
-    "action-id-mismatch": "the Action-Id is not the one its database, action and values "
-                          "derive (a replayed or reused id)",
+    "action-id-mismatch": "the Action-Id is not the one its database, action, values (and "
+                          "kwild transaction, version 3) derive (a replayed or reused id)",
     "item-id-mismatch": "the item id is not the hash of its signature",
     "bad-item-signature": "the data item signature does not verify",
     "item-owner-mismatch": "the data item was signed by another key than Provider-Address",
@@ -134,7 +135,8 @@ def verify_record(record: SyncRecord, tx: TxRecord | None, policy: TrustPolicy) 
             actual = hashlib.sha256(record.document).hexdigest()
             if actual != record.payload_sha256:
                 raise _Refused("payload-hash-mismatch", f"sha256 is {actual}")
-            derived = action_id(record.original_dbid, record.action_name, record.values)
+            derived = record_action_id(record.original_dbid, record.action_name,
+                                       record.values, record.tx)
             if record.action_id != derived:
                 raise _Refused("action-id-mismatch", f"{record.action_id} should be {derived}")
         _check_item(record, tx, public_key, policy)
@@ -149,7 +151,8 @@ def verify_record(record: SyncRecord, tx: TxRecord | None, policy: TrustPolicy) 
 
 def _check_tags(record: SyncRecord, policy: TrustPolicy) -> None:
     names = [n for n, _ in record.tags]
-    repeated = sorted({n for n in names if n in COMMON_TAGS + V2_TAGS and names.count(n) > 1})
+    known = COMMON_TAGS + V2_TAGS + V3_TAGS
+    repeated = sorted({n for n in names if n in known and names.count(n) > 1})
     if repeated:
         raise _Refused("duplicate-tag", ", ".join(repeated))
     first = dict(reversed(record.tags))  # the first value of each name

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15proto/kwil_sync.proto\x12\tkwil_sync\"z\n\x11SaveActionRequest\x12\x15\n\rlocal_db_name\x18\x01 \x01(\t\x12\x15\n\roriginal_dbid\x18\x02 \x01(\t\x12\x12\n\nlocal_dbid\x18\x03 \x01(\t\x12\x13\n\x0b\x61\x63tion_name\x18\x04 \x01(\t\x12\x0e\n\x06values\x18\x05 \x03(\t\"i\n\x12SaveActionResponse\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x0b\n\x03url\x18\x02 \x01(\t\x12\x10\n\x08sequence\x18\x03 \x01(\x04\x12\x11\n\taction_id\x18\x04 \x01(\t\x12\x10\n\x08repeated\x18\x05 \x01(\x08\"&\n\rStatusRequest\x12\x15\n\roriginal_dbid\x18\x01 \x01(\t\"\xa8\x01\n\x0e\x44\x61tabaseStatus\x12\x15\n\roriginal_dbid\x18\x01 \x01(\t\x12\x18\n\x10provider_address\x18\x02 \x01(\t\x12\x0f\n\x07pending\x18\x03 \x01(\x04\x12\x10\n\x08uploaded\x18\x04 \x01(\x04\x12\x10\n\x08sequence\x18\x05 \x01(\x04\x12\x16\n\x0elast_action_id\x18\x06 \x01(\t\x12\x18\n\x10last_uploaded_id\x18\x07 \x01(\t\">\n\x0eStatusResponse\x12,\n\tdatabases\x18\x01 \x03(\x0b\x32\x19.kwil_sync.DatabaseStatus\"K\n\x13PendingItemsRequest\x12\r\n\x05limit\x18\x01 \x01(\r\x12\x0e\n\x06holder\x18\x02 \x01(\t\x12\x15\n\rlease_seconds\x18\x03 \x01(\r\"g\n\x0bPendingItem\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x0b\n\x03raw\x18\x02 \x01(\x0c\x12\x15\n\roriginal_dbid\x18\x03 \x01(\t\x12\x10\n\x08sequence\x18\x04 \x01(\x04\x12\x11\n\taction_id\x18\x05 \x01(\t\"P\n\x14PendingItemsResponse\x12%\n\x05items\x18\x01 \x03(\x0b\x32\x16.kwil_sync.PendingItem\x12\x11\n\tremaining\x18\x02 \x01(\x04\"\x96\x01\n\x12\x41\x63kUploadedRequest\x12\x10\n\x08item_ids\x18\x01 \x03(\t\x12=\n\x08receipts\x18\x02 \x03(\x0b\x32+.kwil_sync.AckUploadedRequest.ReceiptsEntry\x1a/\n\rReceiptsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"@\n\x13\x41\x63kUploadedResponse\x12\x14\n\x0c\x61\x63knowledged\x18\x01 \x01(\r\x12\x13\n\x0bunknown_ids\x18\x02 \x03(\t2\xbb\x02\n\x08SyncShim\x12K\n\nSaveAction\x12\x1c.kwil_sync.SaveActionRequest\x1a\x1d.kwil_sync.SaveActionResponse\"\x00\x12?\n\x06Status\x12\x18.kwil_sync.StatusRequest\x1a\x19.kwil_sync.StatusResponse\"\x00\x12Q\n\x0cPendingItems\x12\x1e.kwil_sync.PendingItemsRequest\x1a\x1f.kwil_sync.PendingItemsResponse\"\x00\x12N\n\x0b\x41\x63kUploaded\x12\x1d.kwil_sync.AckUploadedRequest\x1a\x1e.kwil_sync.AckUploadedResponse\"\x00\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15proto/kwil_sync.proto\x12\tkwil_sync\"\x9b\x01\n\x11SaveActionRequest\x12\x15\n\rlocal_db_name\x18\x01 \x01(\t\x12\x15\n\roriginal_dbid\x18\x02 \x01(\t\x12\x12\n\nlocal_dbid\x18\x03 \x01(\t\x12\x13\n\x0b\x61\x63tion_name\x18\x04 \x01(\t\x12\x0e\n\x06values\x18\x05 \x03(\t\x12\x0f\n\x07tx_hash\x18\x06 \x01(\t\x12\x0e\n\x06height\x18\x07 \x01(\x04\"\x86\x01\n\x12SaveActionResponse\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x0b\n\x03url\x18\x02 \x01(\t\x12\x10\n\x08sequence\x18\x03 \x01(\x04\x12\x11\n\taction_id\x18\x04 \x01(\t\x12\x10\n\x08repeated\x18\x05 \x01(\x08\x12\x0c\n\x04tied\x18\x06 \x01(\x08\x12\r\n\x05state\x18\x07 \x01(\t\"&\n\rStatusRequest\x12\x15\n\roriginal_dbid\x18\x01 \x01(\t\"\xee\x01\n\x0e\x44\x61tabaseStatus\x12\x15\n\roriginal_dbid\x18\x01 \x01(\t\x12\x18\n\x10provider_address\x18\x02 \x01(\t\x12\x0f\n\x07pending\x18\x03 \x01(\x04\x12\x10\n\x08uploaded\x18\x04 \x01(\x04\x12\x10\n\x08sequence\x18\x05 \x01(\x04\x12\x16\n\x0elast_action_id\x18\x06 \x01(\t\x12\x18\n\x10last_uploaded_id\x18\x07 \x01(\t\x12\x0e\n\x06untied\x18\x08 \x01(\x04\x12\x0f\n\x07waiting\x18\t \x01(\x04\x12\x13\n\x0bunconfirmed\x18\n \x01(\x04\x12\x0e\n\x06voided\x18\x0b \x01(\x04\">\n\x0eStatusResponse\x12,\n\tdatabases\x18\x01 \x03(\x0b\x32\x19.kwil_sync.DatabaseStatus\"K\n\x13PendingItemsRequest\x12\r\n\x05limit\x18\x01 \x01(\r\x12\x0e\n\x06holder\x18\x02 \x01(\t\x12\x15\n\rlease_seconds\x18\x03 \x01(\r\"g\n\x0bPendingItem\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x0b\n\x03raw\x18\x02 \x01(\x0c\x12\x15\n\roriginal_dbid\x18\x03 \x01(\t\x12\x10\n\x08sequence\x18\x04 \x01(\x04\x12\x11\n\taction_id\x18\x05 \x01(\t\"\x82\x01\n\rConfirmReport\x12\x11\n\tconfirmed\x18\x01 \x01(\r\x12\x0e\n\x06voided\x18\x02 \x01(\r\x12\x0f\n\x07waiting\x18\x03 \x01(\r\x12\x13\n\x0bunconfirmed\x18\x04 \x01(\r\x12\x14\n\x0ctransactions\x18\x05 \x01(\r\x12\x12\n\nnode_error\x18\x06 \x01(\t\"\x80\x01\n\x14PendingItemsResponse\x12%\n\x05items\x18\x01 \x03(\x0b\x32\x16.kwil_sync.PendingItem\x12\x11\n\tremaining\x18\x02 \x01(\x04\x12.\n\x0c\x63onfirmation\x18\x03 \x01(\x0b\x32\x18.kwil_sync.ConfirmReport\"4\n\x0c\x43\x61llsRequest\x12\r\n\x05state\x18\x01 \x01(\t\x12\x15\n\roriginal_dbid\x18\x02 \x01(\t\"\xbd\x01\n\x0cTiedCallInfo\x12\x11\n\taction_id\x18\x01 \x01(\t\x12\x15\n\roriginal_dbid\x18\x02 \x01(\t\x12\x13\n\x0b\x61\x63tion_name\x18\x03 \x01(\t\x12\x0f\n\x07tx_hash\x18\x04 \x01(\t\x12\x0e\n\x06height\x18\x05 \x01(\x04\x12\x12\n\ncall_index\x18\x06 \x01(\r\x12\r\n\x05state\x18\x07 \x01(\t\x12\x0c\n\x04\x63ode\x18\x08 \x01(\x03\x12\x0b\n\x03log\x18\t \x01(\t\x12\x0f\n\x07item_id\x18\n \x01(\t\"7\n\rCallsResponse\x12&\n\x05\x63\x61lls\x18\x01 \x03(\x0b\x32\x17.kwil_sync.TiedCallInfo\"\x96\x01\n\x12\x41\x63kUploadedRequest\x12\x10\n\x08item_ids\x18\x01 \x03(\t\x12=\n\x08receipts\x18\x02 \x03(\x0b\x32+.kwil_sync.AckUploadedRequest.ReceiptsEntry\x1a/\n\rReceiptsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"@\n\x13\x41\x63kUploadedResponse\x12\x14\n\x0c\x61\x63knowledged\x18\x01 \x01(\r\x12\x13\n\x0bunknown_ids\x18\x02 \x03(\t2\xf9\x02\n\x08SyncShim\x12K\n\nSaveAction\x12\x1c.kwil_sync.SaveActionRequest\x1a\x1d.kwil_sync.SaveActionResponse\"\x00\x12?\n\x06Status\x12\x18.kwil_sync.StatusRequest\x1a\x19.kwil_sync.StatusResponse\"\x00\x12Q\n\x0cPendingItems\x12\x1e.kwil_sync.PendingItemsRequest\x1a\x1f.kwil_sync.PendingItemsResponse\"\x00\x12N\n\x0b\x41\x63kUploaded\x12\x1d.kwil_sync.AckUploadedRequest\x1a\x1e.kwil_sync.AckUploadedResponse\"\x00\x12<\n\x05\x43\x61lls\x12\x17.kwil_sync.CallsRequest\x1a\x18.kwil_sync.CallsResponse\"\x00\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,28 +33,36 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_ACKUPLOADEDREQUEST_RECEIPTSENTRY']._loaded_options = None
   _globals['_ACKUPLOADEDREQUEST_RECEIPTSENTRY']._serialized_options = b'8\001'
-  _globals['_SAVEACTIONREQUEST']._serialized_start=36
-  _globals['_SAVEACTIONREQUEST']._serialized_end=158
-  _globals['_SAVEACTIONRESPONSE']._serialized_start=160
-  _globals['_SAVEACTIONRESPONSE']._serialized_end=265
-  _globals['_STATUSREQUEST']._serialized_start=267
-  _globals['_STATUSREQUEST']._serialized_end=305
-  _globals['_DATABASESTATUS']._serialized_start=308
-  _globals['_DATABASESTATUS']._serialized_end=476
-  _globals['_STATUSRESPONSE']._serialized_start=478
-  _globals['_STATUSRESPONSE']._serialized_end=540
-  _globals['_PENDINGITEMSREQUEST']._serialized_start=542
-  _globals['_PENDINGITEMSREQUEST']._serialized_end=617
-  _globals['_PENDINGITEM']._serialized_start=619
-  _globals['_PENDINGITEM']._serialized_end=722
-  _globals['_PENDINGITEMSRESPONSE']._serialized_start=724
-  _globals['_PENDINGITEMSRESPONSE']._serialized_end=804
-  _globals['_ACKUPLOADEDREQUEST']._serialized_start=807
-  _globals['_ACKUPLOADEDREQUEST']._serialized_end=957
-  _globals['_ACKUPLOADEDREQUEST_RECEIPTSENTRY']._serialized_start=910
-  _globals['_ACKUPLOADEDREQUEST_RECEIPTSENTRY']._serialized_end=957
-  _globals['_ACKUPLOADEDRESPONSE']._serialized_start=959
-  _globals['_ACKUPLOADEDRESPONSE']._serialized_end=1023
-  _globals['_SYNCSHIM']._serialized_start=1026
-  _globals['_SYNCSHIM']._serialized_end=1341
+  _globals['_SAVEACTIONREQUEST']._serialized_start=37
+  _globals['_SAVEACTIONREQUEST']._serialized_end=192
+  _globals['_SAVEACTIONRESPONSE']._serialized_start=195
+  _globals['_SAVEACTIONRESPONSE']._serialized_end=329
+  _globals['_STATUSREQUEST']._serialized_start=331
+  _globals['_STATUSREQUEST']._serialized_end=369
+  _globals['_DATABASESTATUS']._serialized_start=372
+  _globals['_DATABASESTATUS']._serialized_end=610
+  _globals['_STATUSRESPONSE']._serialized_start=612
+  _globals['_STATUSRESPONSE']._serialized_end=674
+  _globals['_PENDINGITEMSREQUEST']._serialized_start=676
+  _globals['_PENDINGITEMSREQUEST']._serialized_end=751
+  _globals['_PENDINGITEM']._serialized_start=753
+  _globals['_PENDINGITEM']._serialized_end=856
+  _globals['_CONFIRMREPORT']._serialized_start=859
+  _globals['_CONFIRMREPORT']._serialized_end=989
+  _globals['_PENDINGITEMSRESPONSE']._serialized_start=992
+  _globals['_PENDINGITEMSRESPONSE']._serialized_end=1120
+  _globals['_CALLSREQUEST']._serialized_start=1122
+  _globals['_CALLSREQUEST']._serialized_end=1174
+  _globals['_TIEDCALLINFO']._serialized_start=1177
+  _globals['_TIEDCALLINFO']._serialized_end=1366
+  _globals['_CALLSRESPONSE']._serialized_start=1368
+  _globals['_CALLSRESPONSE']._serialized_end=1423
+  _globals['_ACKUPLOADEDREQUEST']._serialized_start=1426
+  _globals['_ACKUPLOADEDREQUEST']._serialized_end=1576
+  _globals['_ACKUPLOADEDREQUEST_RECEIPTSENTRY']._serialized_start=1529
+  _globals['_ACKUPLOADEDREQUEST_RECEIPTSENTRY']._serialized_end=1576
+  _globals['_ACKUPLOADEDRESPONSE']._serialized_start=1578
+  _globals['_ACKUPLOADEDRESPONSE']._serialized_end=1642
+  _globals['_SYNCSHIM']._serialized_start=1645
+  _globals['_SYNCSHIM']._serialized_end=2022
 # @@protoc_insertion_point(module_scope)

@@ -54,6 +54,11 @@ class SyncShimStub:
                 request_serializer=proto_dot_kwil__sync__pb2.AckUploadedRequest.SerializeToString,
                 response_deserializer=proto_dot_kwil__sync__pb2.AckUploadedResponse.FromString,
                 _registered_method=True)
+        self.Calls = channel.unary_unary(
+                '/kwil_sync.SyncShim/Calls',
+                request_serializer=proto_dot_kwil__sync__pb2.CallsRequest.SerializeToString,
+                response_deserializer=proto_dot_kwil__sync__pb2.CallsResponse.FromString,
+                _registered_method=True)
 
 
 class SyncShimServicer:
@@ -89,6 +94,14 @@ class SyncShimServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Calls(self, request, context):
+        """Calls lists tied calls (waiting, unconfirmed, confirmed or voided) with the node's
+        result: what status and audits show about actions that did not commit.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SyncShimServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -111,6 +124,11 @@ def add_SyncShimServicer_to_server(servicer, server):
                     servicer.AckUploaded,
                     request_deserializer=proto_dot_kwil__sync__pb2.AckUploadedRequest.FromString,
                     response_serializer=proto_dot_kwil__sync__pb2.AckUploadedResponse.SerializeToString,
+            ),
+            'Calls': grpc.unary_unary_rpc_method_handler(
+                    servicer.Calls,
+                    request_deserializer=proto_dot_kwil__sync__pb2.CallsRequest.FromString,
+                    response_serializer=proto_dot_kwil__sync__pb2.CallsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -221,6 +239,33 @@ class SyncShim:
             '/kwil_sync.SyncShim/AckUploaded',
             proto_dot_kwil__sync__pb2.AckUploadedRequest.SerializeToString,
             proto_dot_kwil__sync__pb2.AckUploadedResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Calls(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kwil_sync.SyncShim/Calls',
+            proto_dot_kwil__sync__pb2.CallsRequest.SerializeToString,
+            proto_dot_kwil__sync__pb2.CallsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -14,20 +14,38 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 
+from kwil_sync.confirm import ConfirmReport
 from kwil_sync.outbox import AckResult, ChainStatus, PendingItem
 from proto import kwil_sync_pb2, kwil_sync_pb2_grpc
 
-__all__ = ["PendingBatch", "SavedRecord", "ShimClient"]
+__all__ = ["CallInfo", "PendingBatch", "SavedRecord", "ShimClient"]
 
 
 @dataclass(frozen=True)
 class PendingBatch:
     items: list[PendingItem]
     remaining: int
+    confirmation: ConfirmReport = field(default_factory=ConfirmReport)
+
+
+@dataclass(frozen=True)
+class CallInfo:
+    """A tied call as `Calls` reports it."""
+
+    action_id: str
+    original_dbid: str
+    action_name: str
+    tx_hash: str
+    height: int
+    call_index: int
+    state: str
+    code: int
+    log: str
+    item_id: str
 
 
 @dataclass(frozen=True)
@@ -37,6 +55,8 @@ class SavedRecord:
     sequence: int
     action_id: str
     repeated: bool
+    tied: bool = False
+    state: str = ""
 
 
 class ShimClient:
@@ -54,27 +74,45 @@ class ShimClient:
         self._stub = kwil_sync_pb2_grpc.SyncShimStub(self._channel)
 
     def save_action(self, *, local_db_name: str, action_name: str, values: Sequence[str],
-                    original_dbid: str = "", local_dbid: str = "") -> SavedRecord:
-        """Record one action (see `SaveActionRequest` in proto/kwil_sync.proto)."""
+                    original_dbid: str = "", local_dbid: str = "", tx_hash: str = "",
+                    height: int = 0) -> SavedRecord:
+        """Record one action (see `SaveActionRequest` in proto/kwil_sync.proto).
+
+        With `tx_hash` (kwild v0.10: the hash `broadcast` answered) the call is tied: it
+        becomes a record only once the node reports that transaction committed.
+        """
         r = self._stub.SaveAction(kwil_sync_pb2.SaveActionRequest(
             local_db_name=local_db_name, action_name=action_name, values=list(values),
-            original_dbid=original_dbid, local_dbid=local_dbid), timeout=self.timeout)
-        return SavedRecord(r.item_id, r.url, r.sequence, r.action_id, r.repeated)
+            original_dbid=original_dbid, local_dbid=local_dbid, tx_hash=tx_hash,
+            height=height), timeout=self.timeout)
+        return SavedRecord(r.item_id, r.url, r.sequence, r.action_id, r.repeated, r.tied,
+                           r.state)
 
     def status(self, original_dbid: str = "") -> list[ChainStatus]:
         """Outbox depth, sequence and last upload per database."""
         r = self._stub.Status(kwil_sync_pb2.StatusRequest(original_dbid=original_dbid),
                               timeout=self.timeout)
         return [ChainStatus(d.provider_address, d.original_dbid, d.pending, d.uploaded,
-                            d.sequence, d.last_action_id, d.last_uploaded_id)
+                            d.sequence, d.last_action_id, d.last_uploaded_id, untied=d.untied,
+                            waiting=d.waiting, unconfirmed=d.unconfirmed, voided=d.voided)
                 for d in r.databases]
+
+    def calls(self, state: str = "", original_dbid: str = "") -> list[CallInfo]:
+        """Tied calls (in `state`, of `original_dbid`; all when empty) with their results."""
+        r = self._stub.Calls(kwil_sync_pb2.CallsRequest(state=state, original_dbid=original_dbid),
+                             timeout=self.timeout)
+        return [CallInfo(c.action_id, c.original_dbid, c.action_name, c.tx_hash, c.height,
+                         c.call_index, c.state, c.code, c.log, c.item_id) for c in r.calls]
 
     def pending(self, limit: int, *, holder: str = "", lease_seconds: int = 0) -> PendingBatch:
         """Lease up to `limit` items waiting for upload, oldest first."""
         r = self._stub.PendingItems(kwil_sync_pb2.PendingItemsRequest(
             limit=limit, holder=holder, lease_seconds=lease_seconds), timeout=self.timeout)
+        c = r.confirmation
+        report = ConfirmReport(c.confirmed, c.voided, c.waiting, c.unconfirmed, c.transactions,
+                               c.node_error)
         return PendingBatch([PendingItem(i.item_id, i.action_id, i.original_dbid, i.sequence,
-                                         i.raw) for i in r.items], r.remaining)
+                                         i.raw) for i in r.items], r.remaining, report)
 
     def ack(self, item_ids: Iterable[str], receipts: Mapping[str, str] | None = None
             ) -> AckResult:

@@ -45,6 +45,7 @@ class ShimConfig(BaseModel):
     batch_size: int = 100
     batch_interval_ms: int = 2000
     workers: int = 16
+    confirm_timeout_s: float = 600.0
 
     @property
     def address(self) -> str:
@@ -104,6 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-interval-ms", type=int, default=2000, metavar="MS",
                    help="otherwise submit every MS milliseconds while records are pending "
                         "(default: %(default)s)")
+    p.add_argument("--confirm-timeout", dest="confirm_timeout_s", type=float, default=600.0,
+                   metavar="S", help="report a tied call unconfirmed when the node still does "
+                   "not know its transaction after S seconds (it is never uploaded "
+                   "before the node reports code 0; default 600)")
     p.add_argument("--workers", type=int, default=16, metavar="N",
                    help="gRPC worker threads (default: %(default)s)")
     p.add_argument("--log-level", default="INFO",
@@ -149,7 +154,7 @@ def config_from_args(args: argparse.Namespace) -> ShimConfig:
         upload_deployment=args.upload_deployment, restore_deployment=args.restore_deployment,
         bundler_block=args.bundler_block, restore_parameters=extra,
         batch_size=args.batch_size, batch_interval_ms=args.batch_interval_ms,
-        workers=args.workers)
+        workers=args.workers, confirm_timeout_s=args.confirm_timeout_s)
 
 
 def parse_config(argv: Sequence[str] | None = None) -> tuple[ShimConfig, str]:

@@ -21,6 +21,7 @@ from types import FrameType
 import grpc
 
 from kwil_sync.arweave.ans104 import EthereumSigner
+from kwil_sync.confirm import Confirmer
 from kwil_sync.kwil.client import KwilClient
 from kwil_sync.outbox import Outbox
 from proto import dbsync_pb2_grpc, extension_pb2_grpc, kwil_sync_pb2_grpc
@@ -80,7 +81,8 @@ def start_shim(config: ShimConfig, *, runner: DeploymentRunner | None = None) ->
     if config.submit:
         address = config.advertise_address or f"{config.host}:{config.port}"
         submitter = FlowSubmitter(
-            runner or PrefectRunner(), pending_count=outbox.pending_count,
+            runner or PrefectRunner(),
+            pending_count=lambda: outbox.pending_count() + outbox.waiting_count(),
             upload_deployment=config.upload_deployment,
             upload_parameters={"shim_address": address, "bundler_block": config.bundler_block},
             restore_deployment=config.restore_deployment,
@@ -97,7 +99,10 @@ def start_shim(config: ShimConfig, *, runner: DeploymentRunner | None = None) ->
     extension_pb2_grpc.add_ExtensionServiceServicer_to_server(
         DbSyncExtension(service, answer_with=config.answer_with), server)
     dbsync_pb2_grpc.add_DbSyncServiceServicer_to_server(DbSyncServicer(service), server)
-    kwil_sync_pb2_grpc.add_SyncShimServicer_to_server(SyncShimServicer(service), server)
+    confirmer = Confirmer(outbox, client.tx_query, service.build_tied,
+                          timeout_s=config.confirm_timeout_s)
+    kwil_sync_pb2_grpc.add_SyncShimServicer_to_server(SyncShimServicer(service, confirmer),
+                                                      server)
     try:
         port = server.add_insecure_port(f"{config.host}:{config.port}")
     except RuntimeError as exc:

@@ -73,4 +73,5 @@ def test_sync_shim_service() -> None:
         "Status": ("kwil_sync.StatusRequest", "kwil_sync.StatusResponse"),
         "PendingItems": ("kwil_sync.PendingItemsRequest", "kwil_sync.PendingItemsResponse"),
         "AckUploaded": ("kwil_sync.AckUploadedRequest", "kwil_sync.AckUploadedResponse"),
+        "Calls": ("kwil_sync.CallsRequest", "kwil_sync.CallsResponse"),
     }

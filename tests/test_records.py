@@ -142,7 +142,7 @@ def test_missing_and_malformed_tags_are_refused():
         with pytest.raises(RecordError) as info:
             SyncRecord.from_parts(row(item, tags), item.data)
         assert info.value.reason == "bad-tag", bad
-    tags = [(n, "3" if n == "Sync-Version" else v) for n, v in item.tags]
+    tags = [(n, "4" if n == "Sync-Version" else v) for n, v in item.tags]
     with pytest.raises(RecordError, match="Sync-Version") as info:
         SyncRecord.from_parts(row(item, tags), item.data)
 

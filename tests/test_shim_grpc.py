@@ -89,7 +89,7 @@ def refusal(call: object) -> grpc.RpcError:
 def test_name_and_methods(extension: extension_pb2_grpc.ExtensionServiceStub) -> None:
     assert extension.Name(extension_pb2.NameRequest(), timeout=5).name == "db_sync"
     methods = extension.ListMethods(extension_pb2.ListMethodsRequest(), timeout=5).methods
-    assert list(methods) == ["save_action"]
+    assert list(methods) == ["save_action", "save_action_tx"]
 
 
 def test_initialize_completes_the_2023_metadata(
