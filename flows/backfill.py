@@ -20,7 +20,8 @@ __all__ = ["backfill"]
 def backfill(original_dbid: str, targets: list[dict[str, str]],
              gateway: str = "kwil-sync-gateway", trusted_providers: list[str] | None = None,
              deployment: str = "kwil-sync-restore/restore", wait: bool = True,
-             timeout_seconds: float = 6 * 3600) -> list[dict[str, Any]]:
+             timeout_seconds: float = 6 * 3600, ledger: str | None = None,
+             new_ledger: bool = False) -> list[dict[str, Any]]:
     """Submit one restore run per target to the restore deployment and report each.
 
     The runs are separate flow runs of the deployment, so a work pool with several
@@ -34,6 +35,9 @@ def backfill(original_dbid: str, targets: list[dict[str, str]],
         deployment: The restore deployment, `flow-name/deployment-name`.
         wait: Wait for every run to finish and report its final state.
         timeout_seconds: How long to wait for all of them.
+        ledger: Name of the LedgerDatabase block every restore records in; the runs
+            land on any worker of the pool, so it should be a shared (PostgreSQL) one.
+        new_ledger: Passed to each restore (see the restore flow).
 
     Returns:
         One row per target: node, target, flow run id and name, state.
@@ -44,7 +48,8 @@ def backfill(original_dbid: str, targets: list[dict[str, str]],
             raise ValueError(f"each target needs 'node' and 'target', got {spec!r}")
     runs = [cast(FlowRun, run_deployment(deployment, timeout=0, parameters={
         "original_dbid": original_dbid, "target": spec["target"], "node": spec["node"],
-        "gateway": gateway, "trusted_providers": trusted_providers or []}))
+        "gateway": gateway, "trusted_providers": trusted_providers or [],
+        **({"ledger": ledger} if ledger else {}), **({"new_ledger": True} if new_ledger else {})}))
         for spec in targets]
     logger.info("submitted %d restore run(s) of %s", len(runs), original_dbid)
     states: dict[Any, Any] = {run.id: run for run in runs}

@@ -23,11 +23,13 @@ def _parameters(args: argparse.Namespace) -> dict[str, Any]:
                 raise SystemExit(f"--target takes NODE_BLOCK:TARGET, got {spec!r}")
             targets.append({"node": node, "target": target})
         return {"original_dbid": args.original_dbid, "targets": targets,
-                "gateway": args.gateway, "trusted_providers": args.trust}
+                "gateway": args.gateway, "trusted_providers": args.trust,
+                "ledger": args.ledger_block, "new_ledger": args.new_ledger}
     params: dict[str, Any] = {
         "original_dbid": args.original_dbid, "target": args.target, "node": args.node,
         "gateway": args.gateway, "trusted_providers": args.trust,
-        "allow_unverified_legacy": args.allow_unverified_legacy}
+        "allow_unverified_legacy": args.allow_unverified_legacy,
+        "ledger": args.ledger_block, "ledger_path": args.ledger, "new_ledger": args.new_ledger}
     if args.command == "restore":
         params.update(until=args.until, dry_run=args.dry_run)
     return params

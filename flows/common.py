@@ -20,6 +20,7 @@ from prefect.artifacts import (
 from blocks.arweave import ArweaveGateway
 from blocks.kwil import KwilNode
 from blocks.settings import KwilSyncSettings
+from flows.ledger import check_fresh_ledger, open_run_ledger
 from kwil_sync.appliers import KwilApplier
 from kwil_sync.ledger import Ledger
 from kwil_sync.replay import Replayer, ReplayReport
@@ -42,7 +43,8 @@ class Pipeline:
 
 def build_pipeline(original_dbid: str, target: str, *, node: str, gateway: str,
                    trusted_providers: list[str], batch_size: int, db_sync_history: bool,
-                   ledger_path: str | None, allow_unverified_legacy: bool = False,
+                   ledger_path: str | None, ledger: str | None = None,
+                   allow_unverified_legacy: bool = False,
                    on_progress: Any = None) -> Pipeline:
     """Load the blocks and wire page -> fetch -> verify -> order -> apply for one target."""
     settings = KwilSyncSettings()
@@ -52,7 +54,7 @@ def build_pipeline(original_dbid: str, target: str, *, node: str, gateway: str,
     chain_id = kwil_node.resolve_chain_id(client)
     applier = KwilApplier(client, kwil_node.private_key.get_secret_value(), target,
                           db_sync_history=db_sync_history)
-    ledger = Ledger(ledger_path or settings.ledger_path)
+    store = open_run_ledger(ledger, ledger_path)
     # One ledger key per database per chain: validators of one chain share state, so
     # moving to another validator's URL must not replay the log again.
     ledger_key = f"{chain_id}/{target}"
@@ -60,28 +62,42 @@ def build_pipeline(original_dbid: str, target: str, *, node: str, gateway: str,
                          allow_unverified_legacy=allow_unverified_legacy)
     replayer = Replayer(
         GraphQLSource(arweave.get_pager(), original_dbid), arweave.get_data_client(), applier,
-        ledger, policy, target_id=ledger_key,
+        store, policy, target_id=ledger_key,
         batch_size=batch_size, max_document_bytes=arweave.max_document_bytes,
         gap_timeout_s=settings.gap_timeout_seconds, step_runner=prefect_steps(),
         on_progress=on_progress)
-    return Pipeline(replayer, applier, ledger, ledger_key, applier.address)
+    return Pipeline(replayer, applier, store, ledger_key, applier.address)
 
 
 def replay(original_dbid: str, target: str, *, key: str, title: str, node: str, gateway: str,
            trusted_providers: list[str] | None, batch_size: int, db_sync_history: bool,
            ledger_path: str | None, allow_unverified_legacy: bool, skip_own: bool,
-           start: Start | None = None, **run: Any) -> ReplayReport:
+           ledger: str | None = None, new_ledger: bool = False,
+           lock_timeout_seconds: float = 600.0, start: Start | None = None,
+           **run: Any) -> ReplayReport:
     """Build the pipeline for one target, run it once with a progress artifact, and
-    close what it opened; `run` goes to `Replayer.run` (until, dry_run, follow)."""
+    close what it opened; `run` goes to `Replayer.run` (until, dry_run, follow).
+
+    The run holds the target in the ledger (`Ledger.exclusive`) from before recovery
+    to its end, so runs of one target never overlap on any worker.
+
+    Raises:
+        LedgerBusy: Another run held the target for `lock_timeout_seconds`.
+        UnsharedLedger: See `flows.ledger.check_fresh_ledger`.
+    """
     progress = Progress(key, title)
     pipeline = build_pipeline(original_dbid, target, node=node, gateway=gateway,
                               trusted_providers=trusted_providers or [],
                               batch_size=batch_size, db_sync_history=db_sync_history,
-                              ledger_path=ledger_path, on_progress=progress,
+                              ledger_path=ledger_path, ledger=ledger, on_progress=progress,
                               allow_unverified_legacy=allow_unverified_legacy)
     try:
-        report = pipeline.replayer.run(
-            start, skip_provider=pipeline.provider_address if skip_own else None, **run)
+        with pipeline.ledger.exclusive(pipeline.ledger_key, timeout=lock_timeout_seconds):
+            if not run.get("dry_run"):
+                check_fresh_ledger(pipeline.ledger, pipeline.ledger_key, original_dbid,
+                                   target, new_ledger=new_ledger)
+            report = pipeline.replayer.run(
+                start, skip_provider=pipeline.provider_address if skip_own else None, **run)
     finally:
         pipeline.ledger.close()
     progress.done()

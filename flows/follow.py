@@ -17,6 +17,7 @@ from prefect.variables import Variable
 
 from blocks.settings import KwilSyncSettings
 from flows.common import publish_report, replay, slug
+from kwil_sync.ledger import LedgerBusy
 from kwil_sync.sources import Position, follow_start
 
 __all__ = ["follow", "follow_lock_name", "load_cursor", "save_cursor", "schedule_follow"]
@@ -57,6 +58,7 @@ def follow(original_dbid: str, target: str, node: str = "kwil-sync-target",
            lookback_seconds: int | None = None, batch_size: int = 1000,
            db_sync_history: bool = False,
            allow_unverified_legacy: bool = False, ledger_path: str | None = None,
+           ledger: str | None = None, new_ledger: bool = False,
            lock_timeout_seconds: float = 120) -> dict[str, Any]:
     """Apply what is new in the log since the last poll, then move the cursor.
 
@@ -79,8 +81,15 @@ def follow(original_dbid: str, target: str, node: str = "kwil-sync-target",
         allow_unverified_legacy: Apply 2023 records whose data item signature the index
             cannot prove (Irys and arlocal do not report anchors); they are then trusted
             on the index's word. Off by default.
-        ledger_path: The ledger file; default `<state_dir>/ledger.sqlite`.
-        lock_timeout_seconds: How long to wait for a running poll of the same target.
+        ledger_path: The ledger's path or URL (overrides `ledger`); see `ledger`.
+        ledger: Name of a LedgerDatabase block (a database shared by every worker).
+            Unset: PREFECT_INTEGRATIONS_KWIL_SYNC_LEDGER_URL, else
+            `<state_dir>/ledger.sqlite` on the worker's disk.
+        new_ledger: Apply even though the ledger holds nothing for this target while
+            its follow cursor exists (the run refuses otherwise: it would apply the
+            log a second time).
+        lock_timeout_seconds: How long to wait for a running poll (or restore) of the
+            same target, here or on another worker, before skipping this poll.
 
     Returns:
         The poll's report, or `{"skipped": reason}` when another poll held the lock.
@@ -96,7 +105,8 @@ def follow(original_dbid: str, target: str, node: str = "kwil-sync-target",
                             title=f"Follow of {original_dbid} onto {target}", node=node,
                             gateway=gateway, trusted_providers=trusted_providers,
                             batch_size=batch_size, db_sync_history=db_sync_history,
-                            ledger_path=ledger_path,
+                            ledger_path=ledger_path, ledger=ledger, new_ledger=new_ledger,
+                            lock_timeout_seconds=lock_timeout_seconds,
                             allow_unverified_legacy=allow_unverified_legacy, skip_own=True,
                             start=start, follow=True)
             if report.resume is not None:
@@ -105,6 +115,9 @@ def follow(original_dbid: str, target: str, node: str = "kwil-sync-target",
         logger.warning("another follow run of %s onto %s holds %s; skipping this poll",
                        original_dbid, target, name)
         return {"skipped": f"another follow run holds {name}"}
+    except LedgerBusy as busy:
+        logger.warning("skipping this poll: %s", busy)
+        return {"skipped": str(busy)}
     logger.info("follow %s onto %s: %d read, %d applied, %d quarantined, %d held", original_dbid,
                 target, report.records, report.applied, sum(report.quarantined.values()),
                 report.held)

@@ -20,7 +20,8 @@ def restore(original_dbid: str, target: str, node: str = "kwil-sync-target",
             until: str | None = None, dry_run: bool = False, batch_size: int = 1000,
             skip_own: bool = False, db_sync_history: bool = False,
             allow_unverified_legacy: bool = False,
-            ledger_path: str | None = None,
+            ledger_path: str | None = None, ledger: str | None = None,
+            new_ledger: bool = False, lock_timeout_seconds: float = 600,
             follow_every_seconds: float | None = None) -> dict[str, Any]:
     """Replay the log of `original_dbid` onto `target`, exactly once and in order.
 
@@ -44,7 +45,15 @@ def restore(original_dbid: str, target: str, node: str = "kwil-sync-target",
         allow_unverified_legacy: Apply 2023 records whose data item signature the index
             cannot prove (Irys and arlocal do not report anchors); they are then trusted
             on the index's word. Off by default.
-        ledger_path: The ledger file; default `<state_dir>/ledger.sqlite`.
+        ledger_path: The ledger's path or URL (overrides `ledger`); see `ledger`.
+        ledger: Name of a LedgerDatabase block (a database shared by every worker).
+            Unset: PREFECT_INTEGRATIONS_KWIL_SYNC_LEDGER_URL, else
+            `<state_dir>/ledger.sqlite` on the worker's disk.
+        new_ledger: Apply even though the ledger holds nothing for this target while
+            the Prefect server shows it was restored or followed before (the run
+            refuses otherwise: it would apply the log a second time).
+        lock_timeout_seconds: How long to wait for another run of the same target (on
+            any worker sharing the ledger) to end before failing.
         follow_every_seconds: Then keep the target level: set the follow cursor where
             this restore ended and schedule the follow deployment for this database.
 
@@ -56,14 +65,16 @@ def restore(original_dbid: str, target: str, node: str = "kwil-sync-target",
     report = replay(original_dbid, target, key=key,
                     title=f"Restore of {original_dbid} onto {target}", node=node,
                     gateway=gateway, trusted_providers=trusted_providers, batch_size=batch_size,
-                    db_sync_history=db_sync_history, ledger_path=ledger_path,
+                    db_sync_history=db_sync_history, ledger_path=ledger_path, ledger=ledger,
+                    new_ledger=new_ledger, lock_timeout_seconds=lock_timeout_seconds,
                     allow_unverified_legacy=allow_unverified_legacy, skip_own=skip_own,
                     until=parse_until(until), dry_run=dry_run)
     if follow_every_seconds and not dry_run:
         _hand_over_to_follow(original_dbid, target, report, every=follow_every_seconds,
                              parameters={"node": node, "gateway": gateway,
                                          "trusted_providers": trusted_providers or [],
-                                         "db_sync_history": db_sync_history})
+                                         "db_sync_history": db_sync_history,
+                                         "ledger": ledger, "ledger_path": ledger_path})
     logger.info("%s %s onto %s: %d record(s) read, %d applied, %d already applied, "
                 "%d quarantined", "planned" if dry_run else "restored", original_dbid, target,
                 report.records, report.applied, report.already_applied + report.known,

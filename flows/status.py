@@ -16,8 +16,9 @@ from typing import Any, cast
 from rich.console import Console
 from rich.table import Table
 
-from blocks.settings import KwilSyncSettings
-from kwil_sync.ledger import Ledger
+from flows.ledger import ledger_location
+from kwil_sync.ledger import open_ledger
+from kwil_sync.ledger_store import LedgerUnavailable, redact_url
 
 __all__ = ["collect_status", "print_status"]
 
@@ -88,33 +89,42 @@ def _outbox(address: str | None) -> tuple[list[dict[str, Any]], str | None]:
              "last_uploaded": c.last_uploaded_id} for c in chains], None
 
 
-def collect_status(*, ledger: str | None = None, shim: str | None = None) -> dict[str, Any]:
-    """Everything `kwil-sync status` shows, as plain data."""
-    path = ledger or str(KwilSyncSettings().ledger_path)
-    targets = []
-    ledger_error = None if Path(path).exists() else f"no ledger at {path} yet"
-    if ledger_error is None:
-        store = Ledger(path)
+def collect_status(*, ledger: str | None = None, ledger_block: str | None = None,
+                   shim: str | None = None) -> dict[str, Any]:
+    """Everything `kwil-sync status` shows, as plain data.
+
+    Args:
+        ledger: The ledger's path or URL (default: as a run would pick it).
+        ledger_block: Name of a LedgerDatabase block, when `ledger` is not given.
+        shim: The shim's host:port, to ask for its outbox.
+    """
+    location = ledger_location(ledger_block, ledger)
+    targets: list[dict[str, Any]] = []
+    ledger_error = None
+    if "://" not in location and not Path(location).exists():
+        ledger_error = f"no ledger at {location} yet"
+    else:
         try:
-            for target in store.targets():
-                counts = store.counts(target)
-                targets.append({"target": target, "applied": counts.done,
-                                "failed": counts.failed, "pending": counts.pending,
-                                "quarantined": counts.quarantined,
-                                "providers": counts.providers})
-        finally:
-            store.close()
+            with open_ledger(location) as store:
+                for target in store.targets():
+                    counts = store.counts(target)
+                    targets.append({"target": target, "applied": counts.done,
+                                    "failed": counts.failed, "pending": counts.pending,
+                                    "quarantined": counts.quarantined,
+                                    "providers": counts.providers})
+        except LedgerUnavailable as exc:
+            ledger_error = str(exc)
     cursors, cursor_error = _cursors()
     outbox, outbox_error = _outbox(shim)
     errors = [e for e in (ledger_error, cursor_error, outbox_error) if e]
-    return {"ledger": path, "targets": targets, "follow": cursors, "outbox": outbox,
+    return {"ledger": redact_url(location), "targets": targets, "follow": cursors, "outbox": outbox,
             "errors": errors}
 
 
-def print_status(*, ledger: str | None = None, shim: str | None = None,
-                 as_json: bool = False) -> int:
+def print_status(*, ledger: str | None = None, ledger_block: str | None = None,
+                 shim: str | None = None, as_json: bool = False) -> int:
     """Print the status as tables (or JSON); returns the process exit code."""
-    status = collect_status(ledger=ledger, shim=shim)
+    status = collect_status(ledger=ledger, ledger_block=ledger_block, shim=shim)
     if as_json:
         print(json.dumps(status, indent=2))
         return 0

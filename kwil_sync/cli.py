@@ -32,6 +32,35 @@ def _restore_args(p: argparse.ArgumentParser) -> None:
                         "for it, instead of running the flow in this process")
     p.add_argument("--allow-unverified-legacy", action="store_true",
                    help="apply 2023 records whose item signature the index cannot prove")
+    _ledger_args(p)
+    p.add_argument("--new-ledger", action="store_true",
+                   help="apply even though the ledger holds nothing for a target the Prefect "
+                        "server shows was applied to before (otherwise refused)")
+
+
+def _ledger_args(p: argparse.ArgumentParser, *, where: str = "the ledger") -> None:
+    p.add_argument("--ledger-block", metavar="NAME",
+                   help=f"name of the LedgerDatabase block holding {where}'s URL")
+    p.add_argument("--ledger", metavar="URL_OR_PATH",
+                   help=f"{where}: postgresql://... or sqlite:///path or a file path "
+                        "(default: PREFECT_INTEGRATIONS_KWIL_SYNC_LEDGER_URL, else the state "
+                        "folder's ledger.sqlite); prefer --ledger-block for URLs with a password")
+
+
+def _ledger_commands(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="ledger_command", required=True)
+    q = sub.add_parser("export", help="write every ledger row to a JSON lines file")
+    _ledger_args(q)
+    q.add_argument("-o", "--output", default="-", help="file to write (default: stdout)")
+    q = sub.add_parser("import", help="load an export into a ledger holding none of its "
+                                      "targets (all or nothing, counts checked)")
+    q.add_argument("file", help="the export file ('-' for stdin)")
+    _ledger_args(q)
+    q = sub.add_parser("migrate", help="copy one ledger into another (e.g. SQLite into the "
+                                       "shared PostgreSQL), counts checked")
+    q.add_argument("--from", dest="source", required=True, metavar="URL_OR_PATH",
+                   help="the ledger to copy (a worker's ledger.sqlite, say)")
+    _ledger_args(q, where="the destination")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,11 +89,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gateway", default="kwil-sync-gateway", help="ArweaveGateway block name")
     p.add_argument("--trust", action="append", default=[], metavar="ADDRESS",
                    help="also trust this provider address (repeatable)")
+    p.add_argument("--ledger-block", metavar="NAME",
+                   help="LedgerDatabase block every restore run records in (shared by workers)")
+    p.add_argument("--new-ledger", action="store_true", help="passed to each restore run")
 
     p = sub.add_parser("status", help="cursor, lag, ledger counts and outbox depth per database")
-    p.add_argument("--ledger", help="ledger path (default: the kwil-sync state folder)")
+    _ledger_args(p)
     p.add_argument("--shim", default=None, help="shim address host:port to ask for outbox depth")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    _ledger_commands(sub.add_parser("ledger", help="export, import or migrate the ledger"))
 
     p = sub.add_parser("demo", help="the whole round trip on this machine, on 127.0.0.1")
     p.add_argument("--json", action="store_true", help="print one JSON object last")
@@ -93,13 +127,44 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "status":
         from flows.status import print_status
 
-        return print_status(ledger=args.ledger, shim=args.shim, as_json=args.json)
+        return print_status(ledger=args.ledger, ledger_block=args.ledger_block, shim=args.shim,
+                            as_json=args.json)
+    if args.command == "ledger":
+        return _ledger_command(args)
     if args.command == "demo":
         from deployments.demo import run_demo
 
         return run_demo(actions=args.actions, follow_actions=args.follow_actions,
                         as_json=args.json, keep=args.keep)
     raise AssertionError(args.command)
+
+
+def _ledger_command(args: argparse.Namespace) -> int:
+    from flows.ledger import ledger_location
+    from kwil_sync.ledger import open_ledger
+    from kwil_sync.ledger_transfer import export_ledger, import_ledger, migrate_ledger
+
+    location = ledger_location(args.ledger_block, args.ledger)
+    with open_ledger(location) as ledger:
+        if args.ledger_command == "export":
+            if args.output == "-":
+                counts = export_ledger(ledger, sys.stdout)
+            else:
+                with open(args.output, "w", encoding="utf-8") as out:
+                    counts = export_ledger(ledger, out)
+        elif args.ledger_command == "import":
+            if args.file == "-":
+                counts = import_ledger(ledger, sys.stdin)
+            else:
+                with open(args.file, encoding="utf-8") as lines:
+                    counts = import_ledger(ledger, lines)
+        else:
+            with open_ledger(args.source) as source:
+                counts = migrate_ledger(source, ledger)
+    print(json.dumps({args.ledger_command: counts, "ledger": ledger.path}),
+          file=sys.stderr if args.ledger_command == "export" and args.output == "-"
+          else sys.stdout)
+    return 0
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -121,14 +122,26 @@ class PostgresServer:
         wait_until(self._accepts, timeout=60, what="postgres", process=self.process,
                    interval=0.1)
 
+    def postmaster_pid(self) -> int | None:
+        """The server's own process id (under `runuser` it is not `process.pid`)."""
+        try:
+            return int((self.data / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
     def _halt(self) -> None:
-        if self.process is not None and self.process.poll() is None:
+        if self.process is None:
+            return
+        pid = self.postmaster_pid()
+        if pid is not None and self.process.poll() is None:
             # SIGINT is PostgreSQL's fast shutdown: sessions end, the server stops cleanly.
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                stop_process(self.process, timeout=5)
+            # Sent to the postmaster itself: runuser does not pass SIGINT on.
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGINT)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            stop_process(self.process, timeout=5)
         self.process = None
 
     def _accepts(self) -> bool:
