@@ -115,10 +115,9 @@ def test_one_run_per_target_across_processes_and_a_killed_holder_lets_go(where: 
                 pass  # other targets are free
             holder.send_signal(signal.SIGKILL)  # no cleanup: the OS/session must let go
             holder.wait(timeout=10)
-            with ledger.exclusive(T, timeout=10):
-                with open_ledger(where) as second, pytest.raises(LedgerBusy), \
-                        second.exclusive(T, timeout=0):
-                    pass
+            with ledger.exclusive(T, timeout=10), open_ledger(where) as second, \
+                    pytest.raises(LedgerBusy), second.exclusive(T, timeout=0):
+                pass
     finally:
         holder.kill()
         holder.wait()
