@@ -24,10 +24,17 @@ What it models:
   (down, and the mempool is lost), slow (every answer delayed), reject (the next N
   broadcasts fail with a chosen error).
 
+- v0.9 remote extensions (`extension_endpoints`): dialed at start (Name, ListMethods),
+  initialized on deploy and at start for stored databases, and called with `Execute`
+  while an action runs inside block execution, as kwild v0.9 does (`kwil_node_chain`
+  cites the kwil-db files); `make_block(replays=n)` re-executes a block before
+  committing it, as a node that crashed mid-block does.
+
 What it does not model: consensus, validators, peers, gas, fees and balances (gas is
 off, every price is "0"), Kuneiform (an action is a SQLite SQL body with `$name`
-parameters and `@caller`, `@txid`, `@height`), deploy/drop/transfer transactions,
-extensions and procedures, private-mode call authentication, and kwild's SQL dialect.
+parameters, `@caller`, `@txid`, `@height` and `alias.method(...)` extension calls),
+deploy/drop/transfer transactions, procedures, private-mode call authentication, and
+kwild's SQL dialect.
 
 Run it alone with `python -m kwil_sync.testing.kwil_node --version v0.9 --port N`;
 `standin.*` methods (deploy, rows, make_block, fault) drive it from another process.
@@ -46,24 +53,29 @@ from typing import Any
 
 from kwil_sync.kwil.errors import RPC_TX_INTERNAL
 from kwil_sync.testing.kwil_node_chain import Chain
+from kwil_sync.testing.kwil_node_ext import ExtensionHub
 from kwil_sync.testing.kwil_node_http import Faults, HttpFront
 from kwil_sync.testing.kwil_node_rpc import RpcFault, UserService
-from kwil_sync.testing.kwil_node_schema import ActionDef, Schema
+from kwil_sync.testing.kwil_node_schema import ActionDef, ExtensionUse, Schema
 from kwil_sync.testing.procs import free_port
 
-__all__ = ["ActionDef", "KwilNodeStandIn", "Schema"]
+__all__ = ["ActionDef", "ExtensionUse", "KwilNodeStandIn", "Schema"]
 
 class KwilNodeStandIn:
     """One running stand-in node (one kwild version). Use `start()`; stop with `stop()`."""
 
     def __init__(self, version: str, chain_id: str, block_interval: float, port: int,
-                 data_dir: Path | None) -> None:
+                 data_dir: Path | None, extension_endpoints: list[str] | None = None) -> None:
         if version not in ("v0.9", "v0.10"):
             raise ValueError(f"version must be 'v0.9' or 'v0.10', got {version!r}")
+        if extension_endpoints and version != "v0.9":
+            raise ValueError("remote extensions exist up to kwild v0.9 only")
         self.version, self.chain_id, self.port = version, chain_id, port
         self.url = f"http://127.0.0.1:{port}"
         self.block_interval = block_interval
-        self.chain = Chain(version, chain_id, data_dir)
+        hub = ExtensionHub(extension_endpoints) if extension_endpoints else None
+        self.chain = Chain(version, chain_id, data_dir, hub)
+        self._stopped = threading.Event()
         self.service = UserService(self.chain)
         self.faults = Faults()
         self.method_counts: Counter[str] = Counter()  # which RPC methods clients used
@@ -72,13 +84,28 @@ class KwilNodeStandIn:
     @classmethod
     def start(cls, *, version: str = "v0.10", chain_id: str = "kwil-standin",
               block_interval: float = 0.05, port: int | None = None,
-              data_dir: str | Path | None = None) -> KwilNodeStandIn:
-        """Start serving on 127.0.0.1 (a free port unless given) and making blocks."""
+              data_dir: str | Path | None = None,
+              extension_endpoints: list[str] | None = None) -> KwilNodeStandIn:
+        """Start serving on 127.0.0.1 (a free port unless given) and making blocks.
+
+        Args:
+            extension_endpoints: v0.9 remote extensions (`host:port`), dialed now: each
+                must answer, as kwild requires.
+        """
         node = cls(version, chain_id, block_interval, port or free_port(),
-                   Path(data_dir) if data_dir else None)
+                   Path(data_dir) if data_dir else None, extension_endpoints)
         node.come_up()
-        node._http.every(lambda: node.block_interval, node.chain.make_block)
+        if node.chain.extensions is None:
+            node._http.every(lambda: node.block_interval, node.chain.make_block)
+        else:  # an extension may read from this node while a block waits on it
+            threading.Thread(target=node._make_blocks, name="kwil-standin-blocks",
+                             daemon=True).start()
         return node
+
+    def _make_blocks(self) -> None:
+        while not self._stopped.wait(self.block_interval or 0.05):
+            if self.block_interval > 0:
+                self.chain.make_block()
 
     # -- the chain --------------------------------------------------------------------
 
@@ -95,9 +122,10 @@ class KwilNodeStandIn:
                 raise KeyError(f"no database {target!r} on this stand-in")
             return database.select(sql, params)
 
-    def make_block(self) -> int:
-        """Make a block now; returns how many transactions it executed."""
-        return self.chain.make_block()
+    def make_block(self, replays: int = 0) -> int:
+        """Make a block now (executed `replays` extra times first, each rolled back, as
+        after a crash); returns how many transactions it executed."""
+        return self.chain.make_block(replays)
 
     # -- faults -----------------------------------------------------------------------
 
@@ -159,7 +187,8 @@ class KwilNodeStandIn:
         if method == "standin.rows":
             return {"rows": self.rows(params["target"], params["sql"], params.get("params"))}
         if method == "standin.make_block":
-            return {"txs": self.make_block(), "height": self.chain.height}
+            return {"txs": self.make_block(int(params.get("replays", 0))),
+                    "height": self.chain.height}
         if method == "standin.fault":
             if "delay" in params:
                 self.set_delay(float(params["delay"]))
@@ -175,6 +204,7 @@ class KwilNodeStandIn:
 
     def stop(self) -> None:
         """Stop serving and making blocks, and close the databases."""
+        self._stopped.set()
         self._http.close()
         self.chain.close()
 
@@ -196,10 +226,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--block-interval", type=float, default=0.05)
     parser.add_argument("--data-dir", default=None,
                         help="keep chain state and databases here (default: in memory)")
+    parser.add_argument("--extension-endpoint", action="append", default=[],
+                        metavar="HOST:PORT", help="a v0.9 remote extension (kwild's "
+                        "--app.extension-endpoints); repeatable; it must be running")
     args = parser.parse_args(argv)
     node = KwilNodeStandIn.start(version=args.version, chain_id=args.chain_id,
                                  block_interval=args.block_interval, port=args.port,
-                                 data_dir=args.data_dir)
+                                 data_dir=args.data_dir,
+                                 extension_endpoints=args.extension_endpoint or None)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     print(json.dumps({"url": node.url, "version": node.version, "chain_id": node.chain_id}),

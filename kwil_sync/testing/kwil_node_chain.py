@@ -6,6 +6,19 @@ takes the whole mempool in arrival order; every transaction uses up its nonce, a
 failed one is rolled back and recorded with its code and log. Chain state (height,
 accounts, results, deployed schemas) lives in SQLite: in memory, or in `data_dir` so
 a restarted stand-in keeps it (the mempool is not kept, as in kwild).
+
+Execution follows kwil-db v0.9.4: `internal/abci/abci.go` FinalizeBlock runs each
+transaction with `TxID` = hex sha256 of its bytes and the block's height;
+`internal/txapp/routes.go` runs an execute transaction's argument sets in order in one
+nested database transaction and stops at the first failure, which rolls back every
+set (the result code is then not 0). Extension methods (`kwil_node_ext`) are called
+while a set runs, so their calls for a transaction that fails were already made.
+`make_block(replays=n)` executes a block n more times before committing it, rolled back
+each time, as a node does that crashed after executing a block and replays it.
+
+Two locks: `lock` guards the databases and block execution (reads of the databases
+take it too); a second one guards the mempool and transaction results, so `tx_query`
+and broadcasts are answered while a block waits on an extension.
 """
 
 from __future__ import annotations
@@ -31,6 +44,7 @@ from kwil_sync.kwil.errors import (
 )
 from kwil_sync.kwil.payload import PayloadError, decode_action
 from kwil_sync.kwil.tx import SignatureError, SignedTx, parse_tx, recover_sender, tx_hash
+from kwil_sync.testing.kwil_node_ext import ExtensionHub
 from kwil_sync.testing.kwil_node_schema import Database, ExecutionError, Schema
 
 __all__ = ["Chain", "Duplicate", "Rejected", "TxRecord"]
@@ -73,10 +87,13 @@ class TxRecord:
 class Chain:
     """The state machine behind the stand-in's RPC; every method is thread-safe."""
 
-    def __init__(self, version: str, chain_id: str, data_dir: Path | None = None) -> None:
+    def __init__(self, version: str, chain_id: str, data_dir: Path | None = None,
+                 extensions: ExtensionHub | None = None) -> None:
         self.version, self.chain_id, self.data_dir = version, chain_id, data_dir
-        self.lock = threading.RLock()
-        self.block_made = threading.Condition(self.lock)
+        self.extensions = extensions
+        self.lock = threading.RLock()  # databases and block execution
+        self._txs = threading.RLock()  # mempool, nonces, results, height
+        self.block_made = threading.Condition(self._txs)
         path = str(data_dir / "chain.sqlite") if data_dir else ":memory:"
         self._state = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         for ddl in _STATE_DDL:
@@ -93,8 +110,10 @@ class Chain:
         self.databases: dict[str, Database] = {}
         for target, owner, name, text in self._state.execute(
                 "SELECT target, owner, name, schema FROM databases").fetchall():
-            self.databases[target] = Database(owner, name, target, Schema.from_json(text),
-                                              self._db_path(target))
+            database = Database(owner, name, target, Schema.from_json(text),
+                                self._db_path(target))
+            self._initialize(database)  # kwild re-initializes stored databases at start
+            self.databases[target] = database
 
     def _db_path(self, target: str) -> str:
         return str(self.data_dir / f"db-{target}.sqlite") if self.data_dir else ":memory:"
@@ -106,15 +125,25 @@ class Chain:
             if target in self.databases:
                 raise ValueError(f"database {target} already exists")
             database = Database(owner, name, target, schema, self._db_path(target))
+            self._initialize(database)
             database.create_tables()
             self.databases[target] = database
             self._state.execute("INSERT INTO databases VALUES (?, ?, ?, ?)",
                                 (target, owner, name, schema.to_json()))
         return target
 
+    def _initialize(self, database: Database) -> None:
+        """Initialize each extension the schema uses; keep the metadata it answers."""
+        for use in database.schema.extensions:
+            if self.extensions is None:
+                raise ValueError(f"the schema uses extension {use.name!r}, but the node has "
+                                 "no extension endpoints: start it with one")
+            database.extension_metadata[use.alias] = self.extensions.initialize(
+                use.name, use.metadata)
+
     def nonce(self, address_hex: str, *, pending: bool) -> int:
         key = address_hex.lower().removeprefix("0x")
-        with self.lock:
+        with self._txs:
             committed = self._nonces.get(key, 0)
             return self._pending_nonces.get(key, committed) if pending else committed
 
@@ -125,7 +154,7 @@ class Chain:
         except ValueError as exc:
             raise Rejected(TX_ENCODING_ERROR, str(exc), "") from None
         digest = tx_hash(parsed, self.version)
-        with self.lock:
+        with self._txs:
             if digest in self._mempool or digest in self._committed:
                 raise Duplicate(tx_unknown_error_code(self.version),
                                 "transaction already exists", digest)
@@ -156,7 +185,7 @@ class Chain:
                        f"failed to verify the transaction: {log}", digest)
 
     def lookup(self, digest: str) -> TxRecord | None:
-        with self.lock:
+        with self._txs:
             if digest in self._mempool:
                 return self._mempool[digest]
             if digest not in self._committed:
@@ -179,28 +208,47 @@ class Chain:
                 if left <= 0 or not self.block_made.wait(left):
                     return None
 
-    def make_block(self) -> int:
-        """Execute the mempool as the next block; returns how many transactions it held."""
+    def make_block(self, replays: int = 0) -> int:
+        """Execute the mempool as the next block; returns how many transactions it held.
+
+        Args:
+            replays: Execute the block this many extra times first, rolling each back, as
+                a node that crashed before committing the block re-executes it: the
+                extension calls are made again with the same `@txid` and `@height`.
+        """
         with self.lock:
-            batch = list(self._mempool.values())
-            self.height += 1
-            for database in self.databases.values():  # one SQLite transaction per block
-                database.begin()
-            for record in batch:
-                record.height = self.height
-                record.code, record.log = self._execute(record)
-            for database in self.databases.values():
-                database.commit()
-            self._commit_state(batch)
-            self._committed.update(r.hash for r in batch)
-            self._mempool.clear()
-            self._pending_nonces.clear()
-            self.block_made.notify_all()
+            with self._txs:
+                batch = list(self._mempool.values())
+                height = self.height + 1
+            results: list[tuple[int, str]] = []
+            for attempt in range(replays + 1):
+                for database in self.databases.values():  # one SQLite transaction per block
+                    database.begin()
+                results = [self._execute(record, height) for record in batch]
+                for database in self.databases.values():
+                    if attempt < replays:
+                        database.conn.execute("ROLLBACK")
+                    else:
+                        database.commit()
+            with self._txs:
+                self.height = height
+                for record, (code, log) in zip(batch, results, strict=True):
+                    record.height, record.code, record.log = height, code, log
+                    parsed = record.parsed or parse_tx(record.tx)
+                    self._nonces[parsed.sender.hex()] = parsed.nonce
+                self._commit_state(batch)
+                self._committed.update(r.hash for r in batch)
+                for record in batch:
+                    self._mempool.pop(record.hash, None)
+                self._pending_nonces = {}
+                for record in self._mempool.values():  # arrived while the block ran
+                    parsed = record.parsed or parse_tx(record.tx)
+                    self._pending_nonces[parsed.sender.hex()] = parsed.nonce
+                self.block_made.notify_all()
         return len(batch)
 
-    def _execute(self, record: TxRecord) -> tuple[int, str]:
+    def _execute(self, record: TxRecord, height: int) -> tuple[int, str]:
         parsed = record.parsed or parse_tx(record.tx)
-        self._nonces[parsed.sender.hex()] = parsed.nonce
         try:
             call = decode_action(self.version, parsed.payload)
         except PayloadError as exc:
@@ -214,8 +262,9 @@ class Chain:
         try:
             for arg_set in call.arguments or [[]]:
                 database.run(self.version, call.action, [a["value"] for a in arg_set],
-                             caller=record.sender, txid=record.hash, height=self.height,
-                             read_only=False)
+                             caller=record.sender, txid=record.hash, height=height,
+                             read_only=False,
+                             extensions=self.extensions.execute if self.extensions else None)
         except ExecutionError as exc:
             database.conn.execute("ROLLBACK TO tx")
             return tx_unknown_error_code(self.version), str(exc)
@@ -239,17 +288,19 @@ class Chain:
 
     def drop_mempool(self) -> int:
         """Forget every pending transaction, as a restarted kwild does; returns how many."""
-        with self.lock:
+        with self._txs:
             count = len(self._mempool)
             self._mempool.clear()
             self._pending_nonces.clear()
             return count
 
     def close(self) -> None:
-        with self.lock:
+        with self.lock, self._txs:
             for database in self.databases.values():
                 database.close()
             self._state.close()
+            if self.extensions is not None:
+                self.extensions.close()
 
 
 def _signature_log(tx: SignedTx, exc: SignatureError) -> str:

@@ -5,17 +5,31 @@ action's parameters, and `@caller` (the signer's EIP-55 address, "" for an unsig
 call), `@txid` (the transaction hash) and `@height` (the block height) are bound as
 kwild's contextual variables. Several statements may be separated by `;`; a call
 returns the rows of the last statement that returned any.
+
+Extensions (kwild v0.9 remote extensions): a schema lists what it `use`s
+(`ExtensionUse`), and a statement of the form `$r = alias.method(arg, ...);` (or without
+`$r =`) calls that extension while the action runs, as Kuneiform does. Arguments are
+string literals in single quotes, integers, `$parameters`, `@caller`, `@txid` and
+`@height`; the first output is bound to `$r` for the statements that follow.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["ActionDef", "Database", "ExecutionError", "Schema"]
+__all__ = ["ActionDef", "Database", "ExecutionError", "ExtensionCaller", "ExtensionUse",
+           "Schema"]
+
+# (extension name, method, arguments, metadata) -> outputs
+ExtensionCaller = Callable[[str, str, Sequence[Any], Mapping[str, str]], list[Any]]
+_EXTENSION_CALL = re.compile(r"^(?:\$(\w+)\s*=\s*)?([A-Za-z_]\w*)\.([A-Za-z_]\w*)\s*\((.*)\)\s*;?$",
+                             re.DOTALL)
+_ARGUMENT = re.compile(r"\s*('(?:[^']|'')*'|-?\d+|[$@]\w+)\s*(?:,|$)")
 
 _INT_TYPES = ("int", "int8", "integer", "bigint")
 
@@ -50,11 +64,21 @@ class ActionDef:
 
 
 @dataclass(frozen=True)
+class ExtensionUse:
+    """`use <name> {metadata} as <alias>;`: an extension the schema's actions call."""
+
+    name: str
+    alias: str
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Schema:
-    """Tables (SQLite DDL statements) and actions of one database."""
+    """Tables (SQLite DDL statements), actions and extensions of one database."""
 
     tables: list[str]
     actions: list[ActionDef] = field(default_factory=list)
+    extensions: list[ExtensionUse] = field(default_factory=list)
 
     def action(self, name: str) -> ActionDef | None:
         return next((a for a in self.actions if a.name == name.lower()), None)
@@ -67,7 +91,9 @@ class Schema:
         raw = json.loads(text)
         actions = [ActionDef(a["name"], [tuple(p) for p in a["parameters"]],  # type: ignore[misc]
                              a["public"], a["sql"], a.get("view", False)) for a in raw["actions"]]
-        return cls(list(raw["tables"]), actions)
+        uses = [ExtensionUse(e["name"], e["alias"], dict(e.get("metadata") or {}))
+                for e in raw.get("extensions") or []]
+        return cls(list(raw["tables"]), actions, uses)
 
 
 def _statements(sql: str) -> list[str]:
@@ -102,12 +128,36 @@ def _coerce(value: Any, type_name: str, param: str) -> Any:
     return value
 
 
+def _arguments(text: str) -> list[str]:
+    """Split `'a', $b, @txid, 7` into its tokens; refuse anything else."""
+    tokens, position = [], 0
+    text = text.strip()
+    while position < len(text):
+        match = _ARGUMENT.match(text, position)
+        if match is None:
+            raise ExecutionError(f"cannot read extension arguments at {text[position:][:40]!r}")
+        tokens.append(match.group(1))
+        position = match.end()
+    return tokens
+
+
+def _argument(token: str, binds: Mapping[str, Any]) -> Any:
+    if token.startswith("'"):
+        return token[1:-1].replace("''", "'")
+    if token[0] in "$@":
+        if token[1:] not in binds:
+            raise ExecutionError(f"unknown variable {token} in an extension call")
+        return binds[token[1:]]
+    return int(token)
+
+
 class Database:
     """One deployed database: its owner, schema and SQLite connection."""
 
     def __init__(self, owner: str, name: str, target: str, schema: Schema,
                  path: str = ":memory:") -> None:
         self.owner, self.name, self.target, self.schema = owner, name, target, schema
+        self.extension_metadata: dict[str, dict[str, str]] = {}  # by alias, from Initialize
         self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.conn.execute("PRAGMA journal_mode=WAL")
 
@@ -123,8 +173,12 @@ class Database:
         self.conn.execute("COMMIT")
 
     def run(self, version: str, action_name: str, args: Sequence[Any], *, caller: str,
-            txid: str, height: int, read_only: bool) -> list[dict[str, Any]]:
+            txid: str, height: int, read_only: bool,
+            extensions: ExtensionCaller | None = None) -> list[dict[str, Any]]:
         """Execute one action inside a savepoint (always rolled back when `read_only`).
+
+        Args:
+            extensions: Calls an extension method (None: the node has no extensions).
 
         Raises:
             ExecutionError: With kwild's message for the version.
@@ -140,6 +194,8 @@ class Database:
         try:
             rows: list[dict[str, Any]] = []
             for statement in _statements(action.sql):
+                if self._extension_call(statement, binds, extensions):
+                    continue
                 cursor = self.conn.execute(statement, binds)
                 if cursor.description:
                     names = [d[0] for d in cursor.description]
@@ -152,6 +208,26 @@ class Database:
                 self.conn.execute("ROLLBACK TO action")
             self.conn.execute("RELEASE action")
         return rows
+
+    def _extension_call(self, statement: str, binds: dict[str, Any],
+                        extensions: ExtensionCaller | None) -> bool:
+        """Run `statement` if it calls an extension the schema uses; False if it is SQL."""
+        match = _EXTENSION_CALL.match(statement.strip())
+        uses = {u.alias: u for u in self.schema.extensions}
+        if match is None or match.group(2) not in uses:
+            return False
+        receiver, alias, method, text = match.groups()
+        if extensions is None:
+            raise ExecutionError(f'extension "{uses[alias].name}" is not available on this node')
+        values = [_argument(token, binds) for token in _arguments(text)]
+        try:
+            outputs = extensions(uses[alias].name, method, values,
+                                 self.extension_metadata.get(alias, uses[alias].metadata))
+        except Exception as exc:  # the extension failed: kwild fails the action
+            raise ExecutionError(f"ERROR: {exc}") from None
+        if receiver:
+            binds[receiver] = outputs[0] if outputs else None
+        return True
 
     def _authorize(self, version: str, name: str, caller: str, read_only: bool) -> ActionDef:
         action = self.schema.action(name)
