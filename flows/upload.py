@@ -4,6 +4,11 @@ The shim submits runs of the deployment `kwil-sync-upload/upload` as records arr
 (with `shim_address` set); the deployment's schedule drains anything left behind,
 using the SyncShim block. The flow reads the outbox only over gRPC, so it may run on
 another machine than the shim.
+
+Before each batch the shim confirms tied calls on its node (one `tx_query` per
+transaction): only calls of committed transactions become records to upload. The run's
+summary and artifact count what was confirmed, voided (the transaction failed: never
+uploaded), still waiting and unconfirmed (unknown to the node past the timeout).
 """
 
 from __future__ import annotations
@@ -46,13 +51,15 @@ def upload(shim_address: str | None = None, shim_block: str = "kwil-sync-shim",
         max_batches: Stop after this many batches; the next run continues.
 
     Returns:
-        Counts: uploaded, already_there (accepted as repeats), batches, remaining.
+        Counts: uploaded, already_there (accepted as repeats), batches, remaining, and
+        the tied calls confirmed, voided, waiting and unconfirmed.
     """
     logger = get_run_logger()
     address = shim_address or cast(SyncShim, _load(SyncShim, shim_block)).address
     uploader = cast(Bundler, _load(Bundler, bundler_block)).get_uploader()
     holder = str(flow_run.get_id() or uuid.uuid4())
-    uploaded = already_there = batches = remaining = 0
+    uploaded = already_there = batches = remaining = confirmed = voided = 0
+    waiting = unconfirmed = 0
     while batches < max_batches:
         batches += 1
         result = upload_batch(address, uploader, holder=holder, limit=batch_size,
@@ -60,13 +67,27 @@ def upload(shim_address: str | None = None, shim_block: str = "kwil-sync-shim",
         uploaded += result.uploaded
         already_there += result.already_there
         remaining = result.remaining
+        confirmed += result.confirmed
+        voided += result.voided
+        waiting, unconfirmed = result.waiting, result.unconfirmed  # as of the last pass
+        if result.node_error:
+            logger.warning("%s", result.node_error)
         if result.uploaded == 0 or remaining == 0:
             break
     summary = {"uploaded": uploaded, "already_there": already_there, "batches": batches,
-               "remaining": remaining}
+               "remaining": remaining, "confirmed": confirmed, "voided": voided,
+               "waiting": waiting, "unconfirmed": unconfirmed}
     logger.info("uploaded %d record(s) from %s in %d batch(es); %d still pending", uploaded,
                 address, batches, remaining)
-    if uploaded:
+    if voided:
+        logger.warning("voided %d save_action call(s) of kwild transactions that failed: "
+                       "they stay in the outbox with the node's log and are never uploaded",
+                       voided)
+    if unconfirmed:
+        logger.warning("%d tied call(s) are unconfirmed: the node still does not know their "
+                       "transaction; they are not uploaded unless it reports code 0",
+                       unconfirmed)
+    if uploaded or voided or unconfirmed:
         create_table_artifact(key="kwil-sync-upload", table=[summary],
                               description=f"Records uploaded from the shim at {address}.")
     return summary

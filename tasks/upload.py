@@ -5,6 +5,11 @@ so a retried or repeated upload posts the very same item under the very same id:
 bundlers answer "already received" (201), which counts as accepted. Items are
 acknowledged only after the endpoint accepted them; items a failed batch did upload
 are acknowledged before the error propagates, so a retry posts only the rest.
+
+Tied calls become items only inside the shim's PendingItems, after their kwild
+transaction was confirmed (code 0) on the provider's node; calls of failed transactions
+are voided there and never reach this task. Each batch reports what that confirmation
+pass did (confirmed, voided, waiting, unconfirmed, a node error).
 """
 
 from __future__ import annotations
@@ -33,11 +38,17 @@ class OutboxCorrupted(RuntimeError):
 
 @dataclass(frozen=True)
 class BatchResult:
-    """What one batch did: items accepted (repeats included) and items still pending."""
+    """What one batch did: items accepted (repeats included), items still pending, and
+    the tied calls the confirmation pass before it settled or left waiting."""
 
     uploaded: int
     already_there: int
     remaining: int
+    confirmed: int = 0
+    voided: int = 0
+    waiting: int = 0
+    unconfirmed: int = 0
+    node_error: str = ""
 
 
 def _receipt_json(receipt: UploadReceipt) -> str:
@@ -67,8 +78,14 @@ def upload_pending(shim: ShimClient, uploader: Uploader, *, holder: str, limit: 
         OutboxCorrupted: If stored bytes are not the item they claim to be.
     """
     batch = shim.pending(limit, holder=holder, lease_seconds=LEASE_SECONDS)
+    c = batch.confirmation
+
+    def result(uploaded: int, already_there: int) -> BatchResult:
+        return BatchResult(uploaded, already_there, batch.remaining, c.confirmed, c.voided,
+                           c.waiting, c.unconfirmed, c.node_error)
+
     if not batch.items:
-        return BatchResult(0, 0, batch.remaining)
+        return result(0, 0)
     items: list[DataItem] = []
     for pending in batch.items:
         try:
@@ -87,7 +104,7 @@ def upload_pending(shim: ShimClient, uploader: Uploader, *, holder: str, limit: 
     if wrong:  # never acknowledge an item under an id it was not accepted as
         raise UploadError(f"the uploader answered ids {wrong[:3]} for other items")
     _acknowledge(shim, receipts)
-    return BatchResult(len(receipts), sum(r.duplicate for r in receipts), batch.remaining)
+    return result(len(receipts), sum(r.duplicate for r in receipts))
 
 
 def _retry_unless_unpaid(task: Any, task_run: TaskRun, state: State[Any]) -> bool:
