@@ -175,7 +175,7 @@ class MessagesWorkload:
         Raises:
             RuntimeError: If the node refused an action.
         """
-        outcomes = self._execute([[c] for c in calls])
+        outcomes = self.execute([[c] for c in calls])
         failed = [o for o in outcomes if not o.ok]
         if failed:
             raise RuntimeError(f"{calls[failed[0].index].action} failed on the node: "
@@ -184,7 +184,7 @@ class MessagesWorkload:
             return [o.tx_hash for o in sorted(outcomes, key=lambda o: o.index)]
         return [self.save_action(c.twin, self._twin_values(c)) for c in calls]
 
-    def _execute(self, transactions: Sequence[Sequence[SyncedCall]]) -> list[TxOutcome]:
+    def execute(self, transactions: Sequence[Sequence[SyncedCall]]) -> list[TxOutcome]:
         """One transaction per entry, each with one argument set per call (same action)."""
         txs = [(self.target, group[0].action,
                 [convert_arguments(self.client.version, self._params[c.action], c.values)
@@ -205,7 +205,7 @@ class MessagesWorkload:
         now = str(int(time.time() * 1000))
         fresh = SyncedCall("post_message", [str(self._next_id), "never committed", now])
         clash = SyncedCall("post_message", ["1", "clashes with post 1", now])
-        [outcome] = self._execute([[fresh, clash]])
+        [outcome] = self.execute([[fresh, clash]])
         if outcome.ok:
             raise RuntimeError("the node committed a transaction whose second set had to fail")
         return outcome
