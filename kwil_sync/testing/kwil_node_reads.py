@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import sqlite3
 from typing import Any, cast
 
 from eth_utils import to_checksum_address
@@ -135,7 +136,12 @@ class ReadMethods:
             if id(database.conn) not in self._dialect_ready:
                 install_functions(database.conn)
                 self._dialect_ready.add(id(database.conn))
-            return database.select(translated)
+            try:
+                return database.select(translated)
+            except sqlite3.OperationalError as exc:
+                if "BLOB" not in str(exc):
+                    raise
+                return database.select(read_only_sql(sql, self.version, blobs=True))
         except Exception as exc:  # refusals and sqlite3 errors: kwild says -300 for both
             raise RpcFault(RPC_ENGINE_INTERNAL, str(exc)) from None
 
