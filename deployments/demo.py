@@ -1,14 +1,22 @@
 """`kwil-sync demo` / `make demo`: the whole round trip on this machine, on 127.0.0.1.
 
 It starts a Prefect server (with its UI), arlocal, the Irys-style bundler stand-in,
-two Kwil provider stand-ins (A and B, kwild v0.9 wire) and the gRPC shim for A, and
-serves the deployments. Then it writes a messages workload on A through the shim (as
-kwild's db_sync extension would), lets upload flow runs carry the records to the
-bundler (and from there, bundled, to arlocal), restores the database onto B with a
-run of the restore deployment, writes more and brings B level with one follow run,
-and finally uploads a forged record (signed by a key nobody trusts) to show it
-refused. Every run is in the Prefect UI. What it started is stopped on exit (Ctrl-C
-too) unless `--keep` is given.
+the gRPC shim for provider A, two Kwil provider stand-ins (A and B, kwild v0.9 wire;
+A has the shim as its `db_sync` extension) and serves the deployments. Then it writes
+a messages workload on A: A's node calls `db_sync.save_action_tx(@txid, @height, ...)`
+itself while it executes each block, as kwild does, and one transaction's second
+argument set fails, rolling back a transaction whose first set already made the call.
+Upload flow runs confirm each call's transaction on A (`tx_query`) and carry only the
+committed ones to the bundler (and from there, bundled, to arlocal); the rolled-back
+call is voided. It restores the database onto B with a run of the restore deployment,
+writes more and brings B level with one follow run, and finally uploads a forged record
+(signed by a key nobody trusts) to show it refused. Every run is in the Prefect UI.
+What it started is stopped on exit (Ctrl-C too) unless `--keep` is given.
+
+`--json` adds to the counts: `rolled_back_saved` (save_action calls made for
+transactions that did not commit, voided in the outbox), `rolled_back_published`
+(records of those on the bundler: must be 0) and `untied` (records of the 2023
+`save_action` form: 0 here).
 """
 
 from __future__ import annotations
@@ -81,7 +89,8 @@ def run_demo(*, actions: int, follow_actions: int, as_json: bool, keep: bool,
                 demo.stack.stop()
     if as_json:
         print(json.dumps(demo.results))
-    ok = demo.results.get("state_equal") and demo.results.get("forged_applied") == 0
+    ok = (demo.results.get("state_equal") and demo.results.get("forged_applied") == 0
+          and demo.results.get("rolled_back_published") == 0)
     return 0 if ok else 1
 
 
@@ -101,14 +110,10 @@ def _start_services(demo: Demo) -> None:
     demo.urls["arlocal"] = _step(demo, "arlocal, a local Arweave gateway", stack.start_arlocal)
     demo.urls["bundler"] = _step(demo, "Irys-style bundler stand-in, bundling into arlocal",
                                  lambda: stack.start_bundler(demo.urls["arlocal"], interval=1.0))
-    for name in ("a", "b"):
-        demo.urls[f"node_{name}"] = _step(demo, f"Kwil provider stand-in {name.upper()}",
-                                          _node_starter(stack, name))
-
-
-def _node_starter(stack: LocalStack, name: str) -> Callable[[], str]:
-    return lambda: stack.start_kwil_node(f"node-{name}", version="v0.9",
-                                         chain_id=f"kwil-demo-{name}")
+    demo.urls["node_b"] = _step(demo, "Kwil provider stand-in B (the restore target)",
+                                lambda: stack.start_kwil_node("node-b", version="v0.9",
+                                                              chain_id="kwil-demo-b"))
+    demo.urls["node_a"] = f"http://127.0.0.1:{free_port()}"  # started after its shim
 
 
 def _configure(demo: Demo) -> None:
@@ -117,16 +122,13 @@ def _configure(demo: Demo) -> None:
     from blocks.arweave import ArweaveGateway, Bundler
     from blocks.kwil import KwilNode
     from blocks.shim import SyncShim
-    from kwil_sync.testing.workload import MESSAGES_SCHEMA
+    from kwil_sync.testing.workload import messages_schema
 
     stack, urls = demo.stack, demo.urls
     demo.keys = {name: secrets.token_hex(32) for name in ("a", "b", "user", "attacker")}
-    schema = json.loads(MESSAGES_SCHEMA.to_json())
     owners = {n: EthereumKey(demo.keys[n]).address for n in ("a", "b")}
-    demo.db_a = str(standin_call(urls["node_a"], "deploy", owner=owners["a"], name="messages",
-                                 schema=schema)["target"])
     demo.db_b = str(standin_call(urls["node_b"], "deploy", owner=owners["b"], name="messages",
-                                 schema=schema)["target"])
+                                 schema=json.loads(messages_schema("none").to_json()))["target"])
     for name in ("a", "b"):
         KwilNode(rpc_url=urls[f"node_{name}"], version="v0.9",
                  private_key=SecretStr(demo.keys[name])).save(f"node-{name}", overwrite=True)
@@ -138,22 +140,33 @@ def _configure(demo: Demo) -> None:
                              kwil_url=urls["node_a"], key_file=stack.write_key("a", demo.keys["a"]),
                              extra=["--restore-parameter", "node=node-a",
                                     "--restore-parameter", "skip_own=true",
-                                    "--batch-interval-ms", "500"]))
+                                    "--kwil-version", "v0.9", "--batch-interval-ms", "500"]))
     SyncShim(address=urls["shim"]).save("kwil-sync-shim", overwrite=True)
     _step(demo, "deployments served (restore, follow, upload, backfill)",
           lambda: stack.start_serve("--upload-interval", "10"))
+    port_a = int(urls["node_a"].rsplit(":", 1)[1])
+    _step(demo, "Kwil provider stand-in A, calling the shim as its db_sync extension",
+          lambda: stack.start_kwil_node("node-a", version="v0.9", chain_id="kwil-demo-a",
+                                        port=port_a, extension_endpoints=[urls["shim"]]))
+    # kwild initializes db_sync on deploy: the shim completes the metadata
+    demo.db_a = str(standin_call(urls["node_a"], "deploy", owner=owners["a"], name="messages",
+                                 schema=json.loads(messages_schema("tied").to_json()))["target"])
 
 
 def _write_restore_follow(demo: Demo, actions: int, follow_actions: int) -> None:
     from kwil_sync.kwil.client import KwilClient
     from kwil_sync.testing.workload import MessagesWorkload
 
-    metadata = MessagesWorkload.initialize(demo.urls["shim"], "messages")
     workload = MessagesWorkload(KwilClient(demo.urls["node_a"], version="v0.9"), demo.db_a,
-                                demo.keys["user"], demo.urls["shim"], metadata)
+                                demo.keys["user"], demo.urls["shim"], {},
+                                node_calls_extension=True)
     try:
-        demo.results["saved"] = _write(demo, workload, actions, "Writing on A through the shim")
+        demo.results["saved"] = _write(demo, workload, actions,
+                                       "Writing on A (A's node calls the shim)")
+        failed = _step(demo, "One transaction on A whose second argument set fails",
+                       workload.run_rolled_back)
         _wait_uploaded(demo, demo.results["saved"])
+        _rolled_back(demo, failed.tx_hash)
         params = {"original_dbid": demo.db_a, "target": demo.db_b, "node": "node-b",
                   "gateway": "kwil-sync-gateway"}
         _run_flow(demo, "kwil-sync-restore/restore", params, "Restoring onto B")
@@ -169,6 +182,27 @@ def _write_restore_follow(demo: Demo, actions: int, follow_actions: int) -> None
         demo.results["state_equal"] = rows_a == rows_b
     finally:
         workload.close()
+
+
+def _rolled_back(demo: Demo, tx_hash: str, timeout: float = 120) -> None:
+    """Wait until the shim voided the failed transaction's call; count what was published."""
+    from kwil_sync.arweave.graphql import GraphQLPager
+    from shim.client import ShimClient
+
+    deadline = time.monotonic() + timeout
+    with ShimClient(demo.urls["shim"]) as shim:
+        while not (voided := shim.calls("voided", demo.db_a)):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the call of failed transaction {tx_hash} was not voided "
+                                   f"within {timeout:.0f} s; see {demo.stack.root}/logs")
+            time.sleep(0.5)
+        demo.results["untied"] = sum(c.untied for c in shim.status(demo.db_a))
+    hashes = sorted({c.tx_hash for c in voided})
+    demo.results["rolled_back_saved"] = len(voided)
+    demo.results["rolled_back_tx_in_voided"] = tx_hash in hashes
+    pager = GraphQLPager(f"{demo.urls['bundler']}/graphql", "irys")
+    demo.results["rolled_back_published"] = sum(1 for _ in pager.records(
+        {"Original-DBID": [demo.db_a], "Kwil-Tx-Hash": hashes}))
 
 
 def _write(demo: Demo, workload: Any, count: int, title: str) -> int:
@@ -265,6 +299,10 @@ def _summary(demo: Demo) -> None:
                        ("applied on B by the follow run", "follow_applied"),
                        ("records quarantined on B", "quarantined"),
                        ("forged records applied", "forged_applied"),
+                       ("save_action calls of rolled-back transactions (voided)",
+                        "rolled_back_saved"),
+                       ("... of which published", "rolled_back_published"),
+                       ("untied records (2023 save_action form)", "untied"),
                        ("rows on A / on B", None), ("B equals A", "state_equal"),
                        ("seconds", "seconds")]:
         value = f"{r.get('rows_a')} / {r.get('rows_b')}" if key is None else r.get(key)

@@ -103,19 +103,25 @@ class LocalStack:
         return url
 
     def start_kwil_node(self, name: str, *, version: str = "v0.9", chain_id: str = "kwil-demo",
-                        block_interval: float = 0.05) -> str:
-        port = free_port()
+                        block_interval: float = 0.05, port: int | None = None,
+                        extension_endpoints: list[str] | None = None) -> str:
+        """A Kwil node stand-in; with `extension_endpoints` (v0.9) it calls those
+        extensions (the shim) itself while executing blocks, as kwild does: start them
+        first, kwild refuses to start when one does not answer."""
+        port = port or free_port()
         url = f"http://127.0.0.1:{port}"
         (self.root / name).mkdir(parents=True, exist_ok=True)
+        extensions = [a for e in extension_endpoints or [] for a in ("--extension-endpoint", e)]
         self.spawn(name, [sys.executable, "-m", "kwil_sync.testing.kwil_node", "--version",
                           version, "--port", str(port), "--chain-id", chain_id,
                           "--block-interval", str(block_interval), "--data-dir",
-                          str(self.root / name)],
+                          str(self.root / name), *extensions],
                    ready=lambda: _rpc_ok(url))
         return url
 
     def start_shim(self, *, kwil_url: str, key_file: Path, extra: list[str] | None = None) -> str:
-        """The gRPC shim for one provider; returns host:port."""
+        """The gRPC shim for one provider; returns host:port. The node at `kwil_url` may
+        start later (the shim reads it lazily), as kwild does after its extensions."""
         port = free_port()
         self.spawn("shim", [sys.executable, "-m", "shim", "--port", str(port), "--kwil-url",
                             kwil_url, "--key-file", str(key_file), "--outbox",
