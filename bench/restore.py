@@ -12,10 +12,14 @@ default), with its own messages database:
    without Prefect;
 3. flow: the restore flow (`flows/restore.py`) against a Prefect server started by
    `prefect_test_harness`, with saved KwilNode and ArweaveGateway blocks;
+3b. flow_pg: the same flow with its ledger in PostgreSQL (a throwaway server on
+   127.0.0.1, `kwil_sync.testing.postgres`, a fresh database per round), the ledger
+   container and multi-machine work pools share; `ratio_pg_to_sqlite` is its time over
+   the SQLite flow's (best round of each);
 4. baseline: the 2023 algorithm (`bench/baseline_2023.py`) on the first
    `--baseline-records` records, its rate extrapolated to the rest.
 
-Floor, core and flow run `--rounds` times (2 by default), interleaved, and the best
+Floor, core, flow and flow_pg run `--rounds` times (2 by default), interleaved, and the best
 rate of each way counts: the machine may be shared with other work, which only ever
 slows a run down. Every round's rates are reported too (`*_actions_per_s_rounds`).
 
@@ -61,6 +65,7 @@ from bench._records import (  # noqa: E402
 from bench.baseline_2023 import restore_2023  # noqa: E402
 from kwil_sync.ethkeys import EthereumKey  # noqa: E402
 from kwil_sync.testing.arlocal import Arlocal  # noqa: E402
+from kwil_sync.testing.postgres import PostgresServer  # noqa: E402
 
 PROVIDER_KEY = "11" * 32  # signs the log (the original provider)
 TARGET_KEY = "22" * 32  # owns every target database and signs the replayed actions
@@ -109,7 +114,8 @@ def run(args: argparse.Namespace, sizes: list[int]) -> dict[str, Any]:
                            "cores": os.cpu_count(), "load_avg_start": os.getloadavg()[0]}
     owner = EthereumKey(TARGET_KEY).address
     os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"  # no telemetry from the harness
-    with start_arlocal() as gw, tempfile.TemporaryDirectory(prefix="bench-restore-") as tmp:
+    with start_arlocal() as gw, tempfile.TemporaryDirectory(prefix="bench-restore-") as tmp, \
+            PostgresServer.start() as pg:
         mark = time.perf_counter()
         log = MessagesLog(gw, PROVIDER_KEY, AUTHOR)
         log.extend(args.records)
@@ -119,18 +125,20 @@ def run(args: argparse.Namespace, sizes: list[int]) -> dict[str, Any]:
         with prefect_test_harness(server_startup_timeout=180):
             out["prefect_startup_s"] = round(time.perf_counter() - mark, 1)
             api_url = str(PREFECT_API_URL.value())
-            rounds = [_round(args, gw, log.original_dbid, owner, Path(tmp), n)
+            rounds = [_round(args, gw, log.original_dbid, owner, Path(tmp), n, pg)
                       for n in range(args.rounds)]
             memory = _memory_runs(args, gw, log, sizes, owner, api_url, Path(tmp))
-        floor, core, flow = (max(rounds, key=lambda r: r[way]["rate"])[way]
-                             for way in ("floor", "core", "flow"))
-        for way, best in (("floor", floor), ("core", core), ("flow", flow)):
+        floor, core, flow, flow_pg = (max(rounds, key=lambda r: r[way]["rate"])[way]
+                                      for way in ("floor", "core", "flow", "flow_pg"))
+        for way, best in (("floor", floor), ("core", core), ("flow", flow),
+                          ("flow_pg", flow_pg)):
             out.update(best["figures"])
             out[f"{way}_actions_per_s_rounds"] = [r[way]["rate"] for r in rounds]
         core_rows = core["rows"]
         baseline = _run_baseline(args, gw.url, log.original_dbid, owner, core_rows,
                                  gw.process.pid, out)
     out.update(_summary(args, core["result"], flow["result"], baseline, floor["figures"]))
+    out.update(_postgres_summary(flow["result"], flow_pg["result"]))
     out.update(_cpu_figures(out))
     out.update(memory)
     out["load_avg_end"] = os.getloadavg()[0]
@@ -138,24 +146,27 @@ def run(args: argparse.Namespace, sizes: list[int]) -> dict[str, Any]:
 
 
 def _round(args: argparse.Namespace, gw: Arlocal, original_dbid: str, owner: str, tmp: Path,
-           n: int) -> dict[str, dict[str, Any]]:
-    """One floor, one core restore and one flow restore, each onto a fresh node."""
+           n: int, pg: PostgresServer) -> dict[str, dict[str, Any]]:
+    """One floor, one core restore and two flow restores (SQLite and PostgreSQL ledger),
+    each onto a fresh node."""
     floor = measure_floor(gw.url, original_dbid, args.records, gw.process.pid)
     say(f"round {n + 1}: floor {floor['floor_actions_per_s']}/s streamed, "
         f"{floor['floor_per_page_actions_per_s']}/s page by page")
     out: dict[str, dict[str, Any]] = {
         "floor": {"rate": floor["floor_actions_per_s"], "figures": floor}}
     rows: list[dict[str, Any]] | None = None
-    for way in ("core", "flow"):
+    for way in ("core", "flow", "flow_pg"):
         with NodeProcess(owner, version=args.version,
                          block_interval=args.block_interval) as node:
-            if way == "flow":
-                save_blocks(f"bench-{way}-{n}", node, gw.url, TARGET_KEY)
+            blocks = f"bench-{way.replace('_', '-')}-{n}"  # block names take no "_"
+            if way != "core":
+                save_blocks(blocks, node, gw.url, TARGET_KEY)
+            ledger = (pg.create_database(f"bench_ledger_{n}") if way == "flow_pg"
+                      else str(tmp / f"{way}-{n}.sqlite"))
             cpu = CpuMeter(node=node.process.pid, arlocal=gw.process.pid)
-            ledger = tmp / f"{way}-{n}.sqlite"
             result = (run_core(gw.url, original_dbid, node.url, args.version, node.target,
-                               TARGET_KEY, ledger) if way == "core"
-                      else _run_flow(original_dbid, node, ledger, f"bench-{way}-{n}"))
+                               TARGET_KEY, Path(ledger)) if way == "core"
+                      else _run_flow(original_dbid, node, ledger, blocks))
             figures = cpu.per_action_ms(args.records, way)
             _check_full(result, node, args.records, way)
             if rows is None:
@@ -168,13 +179,13 @@ def _round(args: argparse.Namespace, gw: Arlocal, original_dbid: str, owner: str
     return out
 
 
-def _run_flow(original_dbid: str, node: NodeProcess, ledger: Path, blocks: str) -> RunResult:
+def _run_flow(original_dbid: str, node: NodeProcess, ledger: str, blocks: str) -> RunResult:
     from flows.restore import restore
 
     heights = node.height()
     mark = time.perf_counter()
     report = restore(original_dbid, node.target, node=f"{blocks}-node",
-                     gateway=f"{blocks}-gateway", ledger_path=str(ledger))
+                     gateway=f"{blocks}-gateway", ledger_path=ledger)
     seconds = time.perf_counter() - mark
     return RunResult(seconds, report, node.height() - heights)
 
@@ -282,6 +293,13 @@ def _summary(args: argparse.Namespace, core: RunResult, flow: RunResult, baselin
         "ratio_to_floor": round(floor_rate / flow.actions_per_s, 2),
         "ratio_to_floor_core": round(floor_rate / core.actions_per_s, 2),
     }
+
+
+def _postgres_summary(flow: RunResult, flow_pg: RunResult) -> dict[str, Any]:
+    return {"actions_per_s_flow_pg": round(flow_pg.actions_per_s, 1),
+            "seconds_flow_pg": round(flow_pg.seconds, 2),
+            # goal <= 1.15: intents are committed per signed group, never per record
+            "ratio_pg_to_sqlite": round(flow_pg.seconds / flow.seconds, 3)}
 
 
 def _cpu_figures(out: dict[str, Any]) -> dict[str, Any]:

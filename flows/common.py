@@ -95,7 +95,7 @@ def replay(original_dbid: str, target: str, *, key: str, title: str, node: str, 
         with pipeline.ledger.exclusive(pipeline.ledger_key, timeout=lock_timeout_seconds):
             if not run.get("dry_run"):
                 check_fresh_ledger(pipeline.ledger, pipeline.ledger_key, original_dbid,
-                                   target, new_ledger=new_ledger)
+                                   target, node, new_ledger=new_ledger)
             report = pipeline.replayer.run(
                 start, skip_provider=pipeline.provider_address if skip_own else None, **run)
     finally:

@@ -45,9 +45,14 @@ def open_run_ledger(ledger: str | None = None, ledger_path: str | None = None) -
     return open_ledger(ledger_location(ledger, ledger_path))
 
 
-def prior_application(original_dbid: str, target: str) -> str | None:
-    """What on the Prefect server shows `original_dbid` was applied to `target` before,
-    or None. Looks at the follow cursor Variable and completed restore runs."""
+def prior_application(original_dbid: str, target: str, node: str) -> str | None:
+    """What on the Prefect server shows `original_dbid` was applied to `target` on the
+    provider of KwilNode block `node` before, or None.
+
+    Looks at the follow cursor Variable of (database, target) and at completed restore
+    runs with the same database, target and node (a dbid names the owner and the
+    database, so the same dbid on another provider's chain is another target).
+    """
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (
         FlowFilter,
@@ -76,15 +81,17 @@ def prior_application(original_dbid: str, target: str) -> str | None:
             for run in runs:
                 params: dict[str, Any] = run.parameters or {}
                 if (str(run.id) != this_run and params.get("original_dbid") == original_dbid
-                        and params.get("target") == target and not params.get("dry_run")):
+                        and params.get("target") == target
+                        and params.get("node", "kwil-sync-target") == node
+                        and not params.get("dry_run")):
                     return f"restore run {run.name!r} ({run.id}) completed onto it"
             if len(runs) < 200:
                 break
     return None
 
 
-def check_fresh_ledger(ledger: Ledger, key: str, original_dbid: str, target: str, *,
-                       new_ledger: bool) -> None:
+def check_fresh_ledger(ledger: Ledger, key: str, original_dbid: str, target: str, node: str,
+                       *, new_ledger: bool) -> None:
     """Refuse to apply to a pair the server knows but this ledger does not.
 
     Raises:
@@ -93,7 +100,7 @@ def check_fresh_ledger(ledger: Ledger, key: str, original_dbid: str, target: str
     """
     if new_ledger or ledger.has_history(key):
         return
-    evidence = prior_application(original_dbid, target)
+    evidence = prior_application(original_dbid, target, node)
     if evidence is None:
         return
     raise UnsharedLedger(
