@@ -6,14 +6,13 @@ import json
 from typing import Literal
 
 from prefect.blocks.core import Block
-from pydantic import Field, HttpUrl, SecretStr
+from pydantic import Field, SecretStr
 
+from blocks.links import DOCS_URL, LOGO_URL
 from kwil_sync.arweave.data import GatewayDataClient
 from kwil_sync.arweave.graphql import GraphQLPager
 from kwil_sync.arweave.signers import ArweaveSigner
 from kwil_sync.arweave.uploaders import DirectL1Uploader, IrysUploader, TurboUploader, Uploader
-
-DOCS_URL = HttpUrl("https://github.com/kwil-sync/kwil-sync#configuration")
 
 
 class ArweaveGateway(Block):
@@ -45,6 +44,7 @@ class ArweaveGateway(Block):
     _block_type_slug = "arweave-gateway"
     _description = "Where kwil-sync reads the log: a GraphQL index and a data gateway."
     _documentation_url = DOCS_URL
+    _logo_url = LOGO_URL
 
     graphql_url: str = Field(
         default="https://arweave-search.goldsky.com/graphql",
@@ -103,6 +103,7 @@ class Bundler(Block):
     _block_type_slug = "arweave-bundler"
     _description = "Where kwil-sync uploads records: Irys, ArDrive Turbo or a gateway directly."
     _documentation_url = DOCS_URL
+    _logo_url = LOGO_URL
 
     kind: Literal["irys", "turbo", "direct"] = Field(
         default="irys",

@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Literal
 
 from prefect.blocks.core import Block
-from pydantic import Field, HttpUrl, SecretStr
+from pydantic import Field, SecretStr
 
+from blocks.links import DOCS_URL, LOGO_URL
 from kwil_sync.arweave.signers import EthereumSigner
 from kwil_sync.kwil.client import KwilClient
-
-DOCS_URL = HttpUrl("https://github.com/kwil-sync/kwil-sync#configuration")
 
 
 class KwilNode(Block):
@@ -41,6 +40,7 @@ class KwilNode(Block):
     _block_type_slug = "kwil-node"
     _description = "A Kwil provider (kwild JSON-RPC endpoint, chain id and signing key)."
     _documentation_url = DOCS_URL
+    _logo_url = LOGO_URL
 
     rpc_url: str = Field(
         default="http://127.0.0.1:8484",

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from prefect.blocks.core import Block
-from pydantic import Field, HttpUrl, SecretStr
+from pydantic import Field, SecretStr
 
+from blocks.links import LOGO_URL, docs_url
 from kwil_sync.ledger import Ledger, open_ledger
 from kwil_sync.ledger_store import redact_url
 
-DOCS_URL = HttpUrl("https://github.com/kwil-sync/kwil-sync#scaling-out")
+DOCS_URL = docs_url("scaling-out")
 
 
 class LedgerDatabase(Block):
@@ -40,6 +41,7 @@ class LedgerDatabase(Block):
     _description = ("The exactly-once ledger's database (PostgreSQL shared by every worker, "
                     "or SQLite on one machine).")
     _documentation_url = DOCS_URL
+    _logo_url = LOGO_URL
 
     url: SecretStr = Field(
         default=...,

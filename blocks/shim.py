@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from prefect.blocks.core import Block
-from pydantic import Field, HttpUrl
+from pydantic import Field
 
+from blocks.links import DOCS_URL, LOGO_URL
 from shim.client import ShimClient
-
-DOCS_URL = HttpUrl("https://github.com/kwil-sync/kwil-sync#configuration")
 
 
 class SyncShim(Block):
@@ -34,6 +33,7 @@ class SyncShim(Block):
     _block_type_slug = "kwil-sync-shim"
     _description = "Where a kwil-sync shim (the gRPC server beside kwild) can be reached."
     _documentation_url = DOCS_URL
+    _logo_url = LOGO_URL
 
     address: str = Field(
         default="127.0.0.1:50051",
