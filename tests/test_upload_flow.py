@@ -106,7 +106,8 @@ def test_shim_submits_batches_and_the_flow_drains_them(harness: None, tmp_path: 
 
         summary = cast(dict[str, Any], run_flow(upload, flow_run=scheduled,
                                                 parameters=scheduled.parameters))
-        assert summary == {"uploaded": 250, "already_there": 0, "batches": 3, "remaining": 0}
+        assert summary == {"uploaded": 250, "already_there": 0, "batches": 3, "remaining": 0,
+                           "confirmed": 0, "voided": 0, "waiting": 0, "unconfirmed": 0}
         with get_client(sync_client=True) as client:
             finished = client.read_flow_run(scheduled.id)
             tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(
