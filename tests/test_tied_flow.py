@@ -10,10 +10,10 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from prefect.testing.utilities import prefect_test_harness
+from test_tied_capture import start_world
 
 from kwil_sync.arweave.graphql import GraphQLPager
 from kwil_sync.testing.bundler import BundlerStandIn
-from test_tied_capture import start_world
 
 pytestmark = pytest.mark.prefect
 
