@@ -156,6 +156,24 @@ def test_a_replayed_block_makes_repeated_calls_that_become_one_record(tmp_path: 
         w.shim.stop()
 
 
+def test_a_node_syncing_from_genesis_repeats_every_call_and_adds_no_record(
+        world: World) -> None:
+    world.workload.run(world.workload.plan(6))
+    world.workload.run_rolled_back()
+    first = world.client.pending(100, holder="t")
+    rows = world.node.rows(world.target, "SELECT * FROM messages ORDER BY id")
+    hub = world.node.chain.extensions
+    assert hub is not None and len(first.items) == 6
+    before = hub.calls
+    assert world.node.replay_chain() == 7  # same results, or it raises
+    assert hub.calls == 2 * before  # every call made again, the rolled-back one too
+    assert world.node.rows(world.target, "SELECT * FROM messages ORDER BY id") == rows
+    again = world.client.pending(100, holder="t")
+    assert [i.item_id for i in again.items] == [i.item_id for i in first.items]
+    assert again.confirmation.transactions == 0  # nothing new to confirm
+    assert [c.state for c in world.client.calls()].count("voided") == 1
+
+
 def test_the_node_down_during_confirmation_uploads_nothing_until_it_answers(
         world: World) -> None:
     world.workload.run(world.workload.plan(4))

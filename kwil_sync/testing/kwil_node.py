@@ -28,7 +28,8 @@ What it models:
   initialized on deploy and at start for stored databases, and called with `Execute`
   while an action runs inside block execution, as kwild v0.9 does (`kwil_node_chain`
   cites the kwil-db files); `make_block(replays=n)` re-executes a block before
-  committing it, as a node that crashed mid-block does.
+  committing it, as a node that crashed mid-block does, and `replay_chain()` re-executes
+  every committed block from an empty state, as a node syncing from genesis does.
 
 What it does not model: consensus, validators, peers, gas, fees and balances (gas is
 off, every price is "0"), Kuneiform (an action is a SQLite SQL body with `$name`
@@ -127,6 +128,11 @@ class KwilNodeStandIn:
         after a crash); returns how many transactions it executed."""
         return self.chain.make_block(replays)
 
+    def replay_chain(self) -> int:
+        """Re-execute every committed block from an empty state, as a syncing node does
+        (extensions get every call again); returns how many transactions ran."""
+        return self.chain.replay_chain()
+
     # -- faults -----------------------------------------------------------------------
 
     def go_down(self) -> None:
@@ -189,6 +195,8 @@ class KwilNodeStandIn:
         if method == "standin.make_block":
             return {"txs": self.make_block(int(params.get("replays", 0))),
                     "height": self.chain.height}
+        if method == "standin.replay_chain":
+            return {"txs": self.replay_chain()}
         if method == "standin.fault":
             if "delay" in params:
                 self.set_delay(float(params["delay"]))

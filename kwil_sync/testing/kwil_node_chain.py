@@ -14,7 +14,9 @@ nested database transaction and stops at the first failure, which rolls back eve
 set (the result code is then not 0). Extension methods (`kwil_node_ext`) are called
 while a set runs, so their calls for a transaction that fails were already made.
 `make_block(replays=n)` executes a block n more times before committing it, rolled back
-each time, as a node does that crashed after executing a block and replays it.
+each time, as a node does that crashed after executing a block and replays it;
+`replay_chain()` re-executes every committed block from empty databases, as a node
+syncing the chain from genesis does.
 
 Two locks: `lock` guards the databases and block execution (reads of the databases
 take it too); a second one guards the mempool and transaction results, so `tx_query`
@@ -246,6 +248,38 @@ class Chain:
                     self._pending_nonces[parsed.sender.hex()] = parsed.nonce
                 self.block_made.notify_all()
         return len(batch)
+
+    def replay_chain(self) -> int:
+        """Re-execute every committed block from an empty state, as a node syncing the
+        chain from genesis does: the extensions get every call again, with the same
+        `@txid` and `@height`. Returns how many transactions ran.
+
+        Raises:
+            RuntimeError: If a transaction's result differs from the recorded one (the
+                execution is not deterministic).
+        """
+        with self.lock:
+            with self._txs:
+                rows = self._state.execute("SELECT hash, height, code, log, tx FROM txs "
+                                           "ORDER BY height, rowid").fetchall()
+            for database in self.databases.values():
+                database.reset()
+            by_height: dict[int, list[tuple[str, int, str, str]]] = {}
+            for digest, height, code, log, tx in rows:
+                by_height.setdefault(height, []).append((digest, code, log, tx))
+            for height, txs in sorted(by_height.items()):
+                for database in self.databases.values():
+                    database.begin()
+                for digest, code, log, tx in txs:
+                    record = TxRecord(digest, json.loads(tx))
+                    record.sender = recover_sender(parse_tx(record.tx))
+                    again = self._execute(record, height)
+                    if again[0] != code:
+                        raise RuntimeError(f"transaction {digest} at height {height} ended "
+                                           f"{again} on replay, {code} {log!r} before")
+                for database in self.databases.values():
+                    database.commit()
+        return len(rows)
 
     def _execute(self, record: TxRecord, height: int) -> tuple[int, str]:
         parsed = record.parsed or parse_tx(record.tx)

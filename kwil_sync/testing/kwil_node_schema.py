@@ -166,6 +166,16 @@ class Database:
             for ddl in self.schema.tables:
                 self.conn.execute(ddl)
 
+    def reset(self) -> None:
+        """Drop every table and create the schema's again (a node replaying from genesis)."""
+        with self.conn:
+            names = [n for (n,) in self.conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE "
+                "'sqlite_%'").fetchall()]
+            for name in names:
+                self.conn.execute(f'DROP TABLE "{name}"')
+        self.create_tables()
+
     def begin(self) -> None:
         self.conn.execute("BEGIN")
 
