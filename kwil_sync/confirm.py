@@ -9,7 +9,10 @@ transaction (`user.tx_query` on v0.9 and v0.10), never once per call:
 - code not 0: its calls are voided, kept with the node's code and log, never signed;
 - not found, or still in the mempool: asked again later; past `timeout_s` the calls
   are reported `unconfirmed`, and still never published until the node says code 0;
-- the node does not answer: the pass stops, nothing changes, the next pass retries.
+- the node does not answer: the pass stops there (what was already answered is
+  settled), the next pass retries.
+
+All answers of a pass are settled in one fsynced outbox commit.
 
 The record's height is the one the node reports for the transaction.
 """
@@ -23,7 +26,7 @@ from dataclasses import dataclass
 
 from kwil_sync.arweave.ans104 import DataItem
 from kwil_sync.kwil.client import TxStatus
-from kwil_sync.outbox import Outbox, StoredCall
+from kwil_sync.outbox import Outbox, Settlement, StoredCall
 
 __all__ = ["ConfirmReport", "Confirmer"]
 
@@ -62,9 +65,11 @@ class Confirmer:
         self._pass = threading.Lock()  # one pass at a time: no transaction asked twice
 
     def run_pass(self) -> ConfirmReport:
-        """Ask the node about every due transaction and settle what it answers."""
+        """Ask the node about every due transaction, then settle all its answers in one
+        fsynced commit."""
         report = ConfirmReport()
         with self._pass:
+            settlements: list[Settlement] = []
             for tx_hash, calls in self.outbox.due_calls(max_txs=self.max_txs).items():
                 try:
                     status = self.tx_query(tx_hash)
@@ -73,28 +78,27 @@ class Confirmer:
                                          f"{exc}; the calls wait for the next pass")
                     break
                 report.transactions += 1
-                self._settle(tx_hash, calls, status, report)
+                settlements.append(self._settlement(tx_hash, calls, status))
+            counts = self.outbox.settle(settlements) if settlements else {}
+        report.confirmed = counts.get("confirmed", 0)
+        report.voided = counts.get("voided", 0)
+        report.waiting = counts.get("waiting", 0)
+        report.unconfirmed = counts.get("unconfirmed", 0)
         return report
 
-    def _settle(self, tx_hash: str, calls: list[StoredCall], status: TxStatus | None,
-                report: ConfirmReport) -> None:
-        now_ms = time.time_ns() // 1_000_000
+    def _settlement(self, tx_hash: str, calls: list[StoredCall], status: TxStatus | None
+                    ) -> Settlement:
         if status is None or status.pending:
-            oldest = min(c.created_at_ms for c in calls)
-            late = now_ms - oldest > self.timeout_s * 1000
+            now_ms = time.time_ns() // 1_000_000
+            late = now_ms - min(c.created_at_ms for c in calls) > self.timeout_s * 1000
             retry = max(self.retry_s, min(self.timeout_s, 30.0)) if late else self.retry_s
-            self.outbox.postpone_calls(tx_hash, next_check_ms=now_ms + int(retry * 1000),
-                                       unconfirmed=late)
-            if late:
-                report.unconfirmed += len(calls)
-            else:
-                report.waiting += len(calls)
-        elif status.code != 0:
-            report.voided += self.outbox.void_calls(tx_hash, status.code, status.log)
-        else:
-            height = status.height
+            return Settlement(tx_hash, calls, "unconfirmed" if late else "waiting",
+                              next_check_ms=now_ms + int(retry * 1000))
+        if status.code != 0:
+            return Settlement(tx_hash, calls, "voided", code=status.code, log=status.log)
+        height, build = status.height, self.build
 
-            def build(call: StoredCall, sequence: int, prev: str) -> DataItem:
-                return self.build(call, height, sequence, prev)
+        def sign(call: StoredCall, sequence: int, prev: str) -> DataItem:
+            return build(call, height, sequence, prev)
 
-            report.confirmed += len(self.outbox.confirm_calls(calls, build))
+        return Settlement(tx_hash, calls, "confirmed", build=sign)

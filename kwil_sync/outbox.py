@@ -36,10 +36,10 @@ from pathlib import Path
 
 from kwil_sync.arweave.ans104 import DataItem
 from kwil_sync.durable import open_durable, write_transaction
-from kwil_sync.outbox_calls import CALLS_SCHEMA, StoredCall, TiedCallsMixin
+from kwil_sync.outbox_calls import CALLS_SCHEMA, Settlement, StoredCall, TiedCallsMixin
 
 __all__ = ["FIRST_PREV_ACTION_ID", "AckResult", "ChainStatus", "Outbox", "PendingItem",
-           "StoredCall", "StoredItem"]
+           "Settlement", "StoredCall", "StoredItem"]
 
 FIRST_PREV_ACTION_ID = "-"  # Prev-Action-Id of sequence 1 (docs/RECORD.md)
 SCHEMA_VERSION = 2  # 2 added tied calls (table calls, items.tied)
@@ -206,28 +206,37 @@ class Outbox(TiedCallsMixin):
         return StoredItem(action_id, item.id, provider, original_dbid, sequence, created,
                           repeated=False)
 
-    def confirm_calls(self, calls: list[StoredCall],
-                      build: Callable[[StoredCall, int, str], DataItem]) -> list[StoredItem]:
-        """Turn the calls of a committed transaction into items, in one fsynced commit.
+    def settle(self, settlements: list[Settlement]) -> dict[str, int]:
+        """Apply what the node said about several transactions in one fsynced commit.
 
-        Args:
-            calls: Calls of one committed transaction, in call order.
-            build: Signs the record of a call given (call, sequence, prev_action_id).
+        Confirmed calls become items (next sequences, in call order); voided calls keep
+        the node's code and log; the others wait for their next check. Calls settled
+        meanwhile (by another upload run) are left as they are.
+
+        Returns:
+            Calls per outcome (`confirmed` counts the items stored).
         """
-        stored: list[StoredItem] = []
+        counts = dict.fromkeys(("confirmed", "voided", "waiting", "unconfirmed"), 0)
         with self._write() as db:
-            for pending in calls:
-                call = pending.call
-                state = db.execute("SELECT state FROM calls WHERE action_id = ?",
-                                   (call.action_id,)).fetchone()
-                if state is None or state[0] in ("confirmed", "voided"):
-                    continue  # settled meanwhile (another upload run)
-                item = self._store_item(db, call.action_id, call.provider, call.original_dbid,
-                                        functools.partial(build, pending), tied=True)
-                db.execute("UPDATE calls SET state = 'confirmed', code = 0, item_id = ? "
-                           "WHERE action_id = ?", (item.item_id, call.action_id))
-                stored.append(item)
-        return stored
+            for settlement in settlements:
+                if settlement.outcome != "confirmed":
+                    counts[settlement.outcome] += self._mark(db, settlement)
+                    continue
+                assert settlement.build is not None, "a confirmed settlement signs records"
+                for pending in settlement.calls:
+                    call = pending.call
+                    state = db.execute("SELECT state FROM calls WHERE action_id = ?",
+                                       (call.action_id,)).fetchone()
+                    if state is None or state[0] in ("confirmed", "voided"):
+                        continue
+                    item = self._store_item(db, call.action_id, call.provider,
+                                            call.original_dbid,
+                                            functools.partial(settlement.build, pending),
+                                            tied=True)
+                    db.execute("UPDATE calls SET state = 'confirmed', code = 0, item_id = ? "
+                               "WHERE action_id = ?", (item.item_id, call.action_id))
+                    counts["confirmed"] += 1
+        return counts
 
     def pending(self, limit: int, *, holder: str = "", lease_seconds: float = 300.0
                 ) -> list[PendingItem]:

@@ -18,12 +18,14 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
-__all__ = ["CALLS_SCHEMA", "CallCounts", "StoredCall", "TiedCall", "TiedCallsMixin",
-           "call_from_row"]
+from kwil_sync.arweave.ans104 import DataItem
+
+__all__ = ["CALLS_SCHEMA", "CallCounts", "Settlement", "StoredCall", "TiedCall",
+           "TiedCallsMixin", "call_from_row"]
 
 CALLS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS calls (
@@ -81,6 +83,25 @@ class StoredCall:
     log: str = ""
     item_id: str = ""
     repeated: bool = False
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """What the node said about one transaction, for `Outbox.settle`.
+
+    Attributes:
+        outcome: `confirmed` (code 0: `calls` become items, signed by `build` with
+            (call, sequence, prev_action_id)), `voided` (with the node's `code` and
+            `log`), or `waiting` / `unconfirmed` (asked again at `next_check_ms`).
+    """
+
+    tx_hash: str
+    calls: list[StoredCall]
+    outcome: str
+    code: int = 0
+    log: str = ""
+    next_check_ms: int = 0
+    build: Callable[[StoredCall, int, str], DataItem] | None = None
 
 
 @dataclass(frozen=True)
@@ -167,20 +188,17 @@ class TiedCallsMixin:
                 grouped[tx_hash] = [call_from_row(r) for r in rows]
         return grouped
 
-    def void_calls(self, tx_hash: str, code: int, log: str) -> int:
-        """The transaction failed: void its calls, keeping the node's code and log."""
-        with self._write() as db:
+    @staticmethod
+    def _mark(db: sqlite3.Connection, settlement: Settlement) -> int:
+        """Void or postpone one transaction's open calls (inside a write transaction)."""
+        if settlement.outcome == "voided":
             return db.execute("UPDATE calls SET state = 'voided', code = ?, log = ? WHERE "
                               "tx_hash = ? AND state IN ('waiting', 'unconfirmed')",
-                              (code, log, tx_hash)).rowcount
-
-    def postpone_calls(self, tx_hash: str, *, next_check_ms: int, unconfirmed: bool) -> int:
-        """Not committed yet: check again at `next_check_ms` (and mark past the timeout)."""
-        state = "unconfirmed" if unconfirmed else "waiting"
-        with self._write() as db:
-            return db.execute("UPDATE calls SET state = ?, next_check_ms = ? WHERE tx_hash = ? "
-                              "AND state IN ('waiting', 'unconfirmed')",
-                              (state, next_check_ms, tx_hash)).rowcount
+                              (settlement.code, settlement.log, settlement.tx_hash)).rowcount
+        return db.execute("UPDATE calls SET state = ?, next_check_ms = ? WHERE tx_hash = ? "
+                          "AND state IN ('waiting', 'unconfirmed')",
+                          (settlement.outcome, settlement.next_check_ms,
+                           settlement.tx_hash)).rowcount
 
     def calls(self, state: str = "", original_dbid: str = "") -> list[StoredCall]:
         """Tied calls in `state` (any when empty) of one database (all when empty)."""
