@@ -55,13 +55,16 @@ class Confirmer:
         timeout_s: After this long unknown to the node, a call is reported unconfirmed.
         retry_s: How soon a transaction not committed yet is asked about again.
         max_txs: At most this many transactions per pass.
+        budget_s: Stop asking after this long (a slow node must not make the upload
+            flow's PendingItems call time out); the rest waits for the next pass.
     """
 
     def __init__(self, outbox: Outbox, tx_query: Callable[[str], TxStatus | None],
                  build: BuildTied, *, timeout_s: float = 600.0, retry_s: float = 0.5,
-                 max_txs: int = 200) -> None:
+                 max_txs: int = 200, budget_s: float = 10.0) -> None:
         self.outbox, self.tx_query, self.build = outbox, tx_query, build
         self.timeout_s, self.retry_s, self.max_txs = timeout_s, retry_s, max_txs
+        self.budget_s = budget_s
         self._pass = threading.Lock()  # one pass at a time: no transaction asked twice
 
     def run_pass(self) -> ConfirmReport:
@@ -70,7 +73,10 @@ class Confirmer:
         report = ConfirmReport()
         with self._pass:
             settlements: list[Settlement] = []
+            deadline = time.monotonic() + self.budget_s
             for tx_hash, calls in self.outbox.due_calls(max_txs=self.max_txs).items():
+                if time.monotonic() > deadline:
+                    break  # the rest is due again on the next pass
                 try:
                     status = self.tx_query(tx_hash)
                 except Exception as exc:  # down, restarting, overloaded: retry next pass

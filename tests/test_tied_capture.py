@@ -186,6 +186,22 @@ def test_the_node_down_during_confirmation_uploads_nothing_until_it_answers(
     assert batch.confirmation.confirmed == 4 and len(batch.items) == 4
 
 
+def test_a_slow_node_is_asked_within_the_pass_budget_and_the_rest_waits(
+        world: World) -> None:
+    from kwil_sync.confirm import Confirmer
+
+    world.workload.run(world.workload.plan(5))
+    confirmer = Confirmer(world.shim.outbox, world.shim.client.tx_query,
+                          world.shim.service.build_tied, budget_s=0.2)
+    world.node.set_delay(0.15)
+    first = confirmer.run_pass()
+    assert 1 <= first.transactions < 5 and first.confirmed == first.transactions
+    world.node.set_delay(0)
+    rest = confirmer.run_pass()
+    assert first.confirmed + rest.confirmed == 5
+    assert [i.sequence for i in world.shim.outbox.pending(10)] == [1, 2, 3, 4, 5]
+
+
 def test_only_committed_records_reach_the_bundler(world: World, tmp_path: Path) -> None:
     committed = world.workload.run(world.workload.plan(6))
     failed = world.workload.run_rolled_back()
