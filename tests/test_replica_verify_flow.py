@@ -6,6 +6,7 @@ the table artifact and a `kwil-sync.replica.drift` event; and the CLI's exit cod
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import time
 from collections.abc import Iterator
@@ -22,7 +23,8 @@ from kwil_sync.testing.bundler import BundlerStandIn
 from kwil_sync.testing.kwil_node import KwilNodeStandIn, Schema
 
 KEY_A, KEY_B = "a7" * 32, "b8" * 32
-TABLE = "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT, author TEXT)"
+TABLE = "CREATE TABLE messages (id INTEGER PRIMARY KEY, body TEXT, author TEXT)"
+_NAMES = itertools.count(1)
 
 
 @pytest.fixture(scope="module")
@@ -36,43 +38,56 @@ def prefect_api(request: pytest.FixtureRequest) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture
-def world(prefect_api: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
+@pytest.fixture(scope="module")
+def env(prefect_api: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """Two provider stand-ins, the bundler stand-in's index and their blocks, once."""
     from pydantic import SecretStr
 
     from blocks.arweave import ArweaveGateway
     from blocks.kwil import KwilNode
 
-    a, b = Provider(KEY_A, "notes"), Provider(KEY_B, "notes")
-    nodes = [KwilNodeStandIn.start(version="v0.9", block_interval=0) for _ in range(2)]
-    with BundlerStandIn.start(data_dir=tmp_path / "bundler", bundle_interval=0) as bundler:
-        try:
-            targets = [nodes[0].deploy(a.address, "notes", Schema([TABLE])),
-                       nodes[1].deploy(b.address, "notes", Schema([TABLE]))]
-            for node, target in zip(nodes, targets, strict=True):
-                node.chain.databases[target].conn.executemany(
-                    "INSERT INTO notes VALUES (?, ?, ?)",
-                    [(i, f"note {i}", a.address) for i in range(1, 401)])
-            IrysUploader(bundler.url).upload(sign_chain(a, messages_calls(4, a.address)))
-            ledger = tmp_path / "ledger.sqlite"
-            with Ledger(ledger) as store:  # the replica applied A's records 1..4
-                store.mark_sequenced(f"kwil-standin/{targets[1]}",
-                                     [(a.address, n, f"action-{n}") for n in range(1, 5)])
-            KwilNode(rpc_url=nodes[0].url, version="v0.9",
-                     private_key=SecretStr(KEY_A)).save("verify-a", overwrite=True)
-            KwilNode(rpc_url=nodes[1].url, version="v0.9",
-                     private_key=SecretStr(KEY_B)).save("verify-b", overwrite=True)
+    root = tmp_path_factory.mktemp("verify-flow")
+    dirs = [root / "node-a", root / "node-b"]
+    for folder in dirs:
+        folder.mkdir()
+    nodes = [KwilNodeStandIn.start(version="v0.9", block_interval=0, data_dir=d) for d in dirs]
+    try:
+        with BundlerStandIn.start(data_dir=root / "bundler", bundle_interval=0) as bundler:
+            for name, node, key in (("verify-a", nodes[0], KEY_A), ("verify-b", nodes[1], KEY_B)):
+                KwilNode(rpc_url=node.url, version="v0.9",
+                         private_key=SecretStr(key)).save(name, overwrite=True)
             ArweaveGateway(graphql_url=f"{bundler.url}/graphql", dialect="irys",
                            data_url=bundler.url).save("verify-gateway", overwrite=True)
-            yield {"api": prefect_api, "a": a, "nodes": nodes, "targets": targets,
-                   "bundler": bundler.url,
-                   "params": {"database": targets[0], "source": f"verify-a:{targets[0]}",
-                              "replica": f"verify-b:{targets[1]}", "gateway": "verify-gateway",
-                              "ledger_path": str(ledger), "settle_seconds": 0.1,
-                              "catch_up_seconds": 1.0}}
-        finally:
-            for node in nodes:
-                node.stop()
+            yield {"api": prefect_api, "nodes": nodes, "node_dirs": dirs,
+                   "bundler": bundler.url}
+    finally:
+        for node in nodes:
+            node.stop()
+
+
+@pytest.fixture
+def world(env: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
+    """A fresh database on both nodes, level, with 4 of A's records on the index and the
+    replica's ledger holding them applied."""
+    name = f"notes{next(_NAMES)}"
+    a, b = Provider(KEY_A, name), Provider(KEY_B, name)
+    nodes = env["nodes"]
+    targets = [nodes[0].deploy(a.address, name, Schema([TABLE])),
+               nodes[1].deploy(b.address, name, Schema([TABLE]))]
+    for node, target in zip(nodes, targets, strict=True):
+        node.chain.databases[target].conn.executemany(
+            "INSERT INTO messages VALUES (?, ?, ?)",
+            [(i, f"note {i}", a.address) for i in range(1, 401)])
+    IrysUploader(env["bundler"]).upload(sign_chain(a, messages_calls(4, a.address)))
+    ledger = tmp_path / "ledger.sqlite"
+    with Ledger(ledger) as store:  # the replica applied A's records 1..4
+        store.mark_sequenced(f"kwil-standin/{targets[1]}",
+                             [(a.address, n, f"action-{n}") for n in range(1, 5)])
+    return {**env, "a": a, "targets": targets,
+            "params": {"database": targets[0], "source": f"verify-a:{targets[0]}",
+                       "replica": f"verify-b:{targets[1]}", "gateway": "verify-gateway",
+                       "ledger_path": str(ledger), "settle_seconds": 0.1,
+                       "catch_up_seconds": 1.0}}
 
 
 def _events(api: str, name: str, count: int) -> list[dict[str, Any]]:
@@ -100,7 +115,7 @@ def test_verified_then_one_changed_row_is_drift_with_artifact_and_event(
 
     node_b, target_b = world["nodes"][1], world["targets"][1]
     node_b.chain.databases[target_b].conn.execute(
-        "UPDATE notes SET body = 'changed behind our back' WHERE id = 123")
+        "UPDATE messages SET body = 'changed behind our back' WHERE id = 123")
     second = verify(**world["params"])
     assert second["status"] == "drift" and second["drift_keys"] == 1
     assert second["tables"][0]["different"] == [[123]]
@@ -110,7 +125,7 @@ def test_verified_then_one_changed_row_is_drift_with_artifact_and_event(
             key=ArtifactFilterKey(any_=[second["artifact_key"]])), limit=1,
             sort=ArtifactSort.CREATED_DESC)
     rows = artifact.data if isinstance(artifact.data, list) else json.loads(str(artifact.data))
-    assert rows[0]["table"] == "notes" and rows[0]["different"] == "123"
+    assert rows[0]["table"] == "messages" and rows[0]["different"] == "123"
     assert rows[0]["different_total"] == 1
 
     resource = f"kwil-sync.replica.{world['targets'][0]}.{target_b}"
@@ -133,8 +148,8 @@ def test_the_cli_exits_1_on_drift_and_2_when_it_cannot_verify(
             "--settle-seconds", "0.1", "--catch-up-seconds", "0.5"]
     assert run_verify_command(parser.parse_args(base)) == 0
     node_b, target_b = world["nodes"][1], world["targets"][1]
-    node_b.chain.databases[target_b].conn.execute("DELETE FROM notes WHERE id = 9")
-    assert run_verify_command(parser.parse_args([*base, "--table", "notes"])) == 1
+    node_b.chain.databases[target_b].conn.execute("DELETE FROM messages WHERE id = 9")
+    assert run_verify_command(parser.parse_args([*base, "--table", "messages"])) == 1
     assert "drift: 1 key(s) differ" in capsys.readouterr().out
 
     # A fifth record the replica has not applied: it is behind, and nothing is claimed.
@@ -144,3 +159,16 @@ def test_the_cli_exits_1_on_drift_and_2_when_it_cannot_verify(
     assert "the replica is behind" in capsys.readouterr().out
     assert run_verify_command(parser.parse_args([*base[:1], "--source", "no-colon",
                                                  "--replica", params["replica"]])) == 2
+
+
+def test_the_demo_step_finds_exactly_the_row_changed_behind_kwil_syncs_back(
+        world: dict[str, Any]) -> None:
+    from deployments.demo_verify import run_verify_demo
+
+    params = world["params"]
+    result = run_verify_demo(db_a=world["targets"][0], db_b=world["targets"][1],
+                             node_b_dir=world["node_dirs"][1], ledger_path=params["ledger_path"],
+                             source_block="verify-a", replica_block="verify-b",
+                             gateway="verify-gateway", settle_seconds=0.1)
+    assert result["verified_equal_before"] is True and result["drift_keys"] == 1
+    assert result["drift_named"] == [[result["changed_key"]]] == [[1]]
