@@ -1,0 +1,13 @@
+"""The shim's own refusals (mapped to gRPC status codes in `shim.status`)."""
+
+from __future__ import annotations
+
+__all__ = ["InvalidRequest", "WrongProvider"]
+
+
+class InvalidRequest(ValueError):
+    """A request the shim refuses as malformed (INVALID_ARGUMENT)."""
+
+
+class WrongProvider(RuntimeError):
+    """Metadata names a provider other than the key this shim signs with."""
