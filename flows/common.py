@@ -20,6 +20,7 @@ from prefect.artifacts import (
 from blocks.arweave import ArweaveGateway
 from blocks.kwil import KwilNode
 from blocks.settings import KwilSyncSettings
+from flows.events import ReplayEvents
 from flows.ledger import check_fresh_ledger, open_run_ledger
 from kwil_sync.appliers import KwilApplier
 from kwil_sync.ledger import Ledger
@@ -85,11 +86,16 @@ def replay(original_dbid: str, target: str, *, key: str, title: str, node: str, 
         LedgerBusy: Another run held the target for `lock_timeout_seconds`.
         UnsharedLedger: See `flows.ledger.check_fresh_ledger`.
     """
-    progress = Progress(key, title)
+    progress, events = Progress(key, title), ReplayEvents(original_dbid, target)
+
+    def on_progress(report: ReplayReport) -> None:
+        progress(report)
+        events(report)
+
     pipeline = build_pipeline(original_dbid, target, node=node, gateway=gateway,
                               trusted_providers=trusted_providers or [],
                               batch_size=batch_size, db_sync_history=db_sync_history,
-                              ledger_path=ledger_path, ledger=ledger, on_progress=progress,
+                              ledger_path=ledger_path, ledger=ledger, on_progress=on_progress,
                               allow_unverified_legacy=allow_unverified_legacy)
     try:
         with pipeline.ledger.exclusive(pipeline.ledger_key, timeout=lock_timeout_seconds):
@@ -100,6 +106,7 @@ def replay(original_dbid: str, target: str, *, key: str, title: str, node: str, 
                 start, skip_provider=pipeline.provider_address if skip_own else None, **run)
     finally:
         pipeline.ledger.close()
+    events.finish(report)
     progress.done()
     return report
 

@@ -17,6 +17,7 @@ from prefect.variables import Variable
 
 from blocks.settings import KwilSyncSettings
 from flows.common import publish_report, replay, slug
+from flows.events import emit_follow_polled
 from kwil_sync.ledger import LedgerBusy
 from kwil_sync.sources import Position, follow_start
 
@@ -111,6 +112,7 @@ def follow(original_dbid: str, target: str, node: str = "kwil-sync-target",
                             start=start, follow=True)
             if report.resume is not None:
                 save_cursor(original_dbid, target, gateway, report.resume)
+            emit_follow_polled(original_dbid, target, report)
     except TimeoutError:
         logger.warning("another follow run of %s onto %s holds %s; skipping this poll",
                        original_dbid, target, name)

@@ -100,6 +100,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     _ledger_commands(sub.add_parser("ledger", help="export, import or migrate the ledger"))
 
+    p = sub.add_parser("automations", help="create the follow-stalled and quarantine "
+                                           "automations on the Prefect server")
+    p.add_argument("action", choices=["create"])
+    p.add_argument("--stall-minutes", type=float, default=10.0,
+                   help="alert when a followed pair has no poll for this long")
+    p.add_argument("--notify", metavar="TYPE/NAME",
+                   help="notification block to send through, e.g. slack-webhook/alerts")
+
     p = sub.add_parser("demo", help="the whole round trip on this machine, on 127.0.0.1")
     p.add_argument("--json", action="store_true", help="print one JSON object last")
     p.add_argument("--keep", action="store_true", help="leave the services running at the end")
@@ -131,6 +139,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                             as_json=args.json)
     if args.command == "ledger":
         return _ledger_command(args)
+    if args.command == "automations":
+        from flows.automations import create_automations
+
+        print(json.dumps(create_automations(stall_minutes=args.stall_minutes,
+                                            notify_block=args.notify), indent=2))
+        return 0
     if args.command == "demo":
         from deployments.demo import run_demo
 

@@ -86,7 +86,8 @@ class ReplayReport:
     by_provider: Counter[str] = field(default_factory=Counter)
     signers: Counter[str] = field(default_factory=Counter)
     missing_actions: set[str] = field(default_factory=set)
-    gaps: list[Gap] = field(default_factory=list)
+    gaps: list[Gap] = field(default_factory=list)  # timed out: their records quarantined
+    open_gaps: list[Gap] = field(default_factory=list)  # still holding records at the end
     refusals: list[Refused] = field(default_factory=list)
     recovery: Recovery | None = None
     last: Position | None = None
@@ -361,6 +362,7 @@ class _Run:
     def finish(self, follow: bool) -> ReplayReport:
         report, held = self.report, self.sequencer.held()
         report.held = len(held)
+        report.open_gaps = list(self.sequencer.open_gaps().values())
         report.resume = report.last
         if held:  # the next poll must read these again
             first = [self.where[x.tx_id] for x in held if x.tx_id in self.where]
