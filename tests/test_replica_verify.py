@@ -125,3 +125,14 @@ def test_an_empty_replica_lists_every_row_missing(pair: Pair) -> None:
     tags = _table(report, "tags")
     assert tags.rows_replica == 0 and tags.totals["missing"] == 600
     assert tags.missing == [["tag-0000"], ["tag-0001"], ["tag-0002"]]
+
+
+def test_a_composite_key_whose_first_column_never_changes_is_still_compared(
+        pair: Pair) -> None:
+    # One first-column value for 900 rows: no range can be cut, the whole table is a leaf.
+    pair.write(0, "UPDATE votes SET post = 1")
+    pair.write(1, "UPDATE votes SET post = 1")
+    pair.write(1, "UPDATE votes SET weight = 9 WHERE voter = ?", [(f"0x{500:040x}",)])
+    report = verify_replica(*pair.query_nodes(), tables=["votes"], first_range_rows=100,
+                            leaf_rows=8)
+    assert _table(report, "votes").different == [[1, f"0x{500:040x}"]]

@@ -126,7 +126,7 @@ class RangeComparator:
         self.rows = (stats[0].rows, stats[1].rows)
         whole = KeyRange()
         parts = -(-max(self.rows) // self.first_range_rows)
-        stack = self._split(whole, stats, parts) if parts > 1 else [whole]
+        stack = (self._split(whole, stats, parts) if parts > 1 else []) or [whole]
         stack.reverse()  # lowest keys first
         while stack:
             key_range = stack.pop()
@@ -155,13 +155,13 @@ class RangeComparator:
             for i in range(1, parts):
                 found = node.select(split_point_sql(node.table_ref(self.schema.name), self.key,
                                                     key_range, i * rows // parts))
-                if found and (not points or found[0]["k"] > points[-1]):
+                # The node's own order (its collation), never Python's: only repeats go.
+                if found and found[0]["k"] not in (key_range.lo, *points[-1:]):
                     points.append(found[0]["k"])
+            return _ranges(key_range, points)
         points = [p for p in points if (key_range.lo is None or p > key_range.lo)
                   and (key_range.hi is None or p < key_range.hi)]
-        edges = [key_range.lo, *points, key_range.hi]
-        return [KeyRange(a, b) for a, b in zip(edges, edges[1:], strict=False)] \
-            if points else []
+        return _ranges(key_range, points)
 
     def _leaf(self, key_range: KeyRange) -> None:
         source, replica = self._both(lambda n: hashes_of(n.select(row_hashes_sql(
@@ -174,3 +174,9 @@ class RangeComparator:
                 self.diff.add("different", key)
         for key in replica:
             self.diff.add("extra", key)
+
+
+def _ranges(key_range: KeyRange, points: list[Any]) -> list[KeyRange]:
+    """[lo, p1), [p1, p2), ..., [pn, hi): the range cut at `points` (none: not cut)."""
+    edges = [key_range.lo, *points, key_range.hi]
+    return [KeyRange(a, b) for a, b in zip(edges, edges[1:], strict=False)] if points else []
