@@ -30,8 +30,7 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["MUTATION_REFUSED", "QueryRefused", "install_functions", "read_only_sql",
-           "table_columns"]
+__all__ = ["MUTATION_REFUSED", "QueryRefused", "install_functions", "read_only_sql"]
 
 # kwild v0.9 (global.go) and v0.10 (engine/errors.go ErrCannotMutateState + planner.go).
 MUTATION_REFUSED = {
@@ -191,24 +190,3 @@ def install_functions(conn: sqlite3.Connection) -> None:
     conn.create_function("encode", 2, _encode, deterministic=True)
     conn.create_aggregate("array_agg", 1, _ArrayAgg)  # type: ignore[arg-type]
 
-
-_KWIL_TYPES = {"integer": "int8", "int": "int8", "int8": "int8", "bigint": "int8", "text": "text",
-               "blob": "bytea", "bytea": "bytea", "bool": "bool", "boolean": "bool",
-               "uuid": "uuid", "numeric": "numeric"}
-
-
-def table_columns(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-    """Every column of every table, as v0.10's `info.columns` lists them (types in
-    kwild's v0.10 names; `is_primary_key` from SQLite's own table info)."""
-    rows = []
-    tables = [t for (t,) in conn.execute(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
-        "ORDER BY name")]
-    for table in tables:
-        for cid, name, declared, notnull, default, pk in conn.execute(
-                f"PRAGMA table_info(\"{table}\")"):
-            rows.append({"table_name": table, "name": name, "is_nullable": not notnull,
-                         "data_type": _KWIL_TYPES.get(str(declared).lower(), str(declared)),
-                         "default_value": default, "is_primary_key": pk > 0,
-                         "primary_key_position": pk, "ordinal_position": cid + 1})
-    return rows

@@ -19,20 +19,15 @@ from eth_utils import to_checksum_address
 
 from kwil_sync.kwil.errors import RPC_ENGINE_INTERNAL, RPC_ENGINE_NOT_FOUND, RPC_INVALID_PARAMS
 from kwil_sync.kwil.payload import PayloadError, decode_call
+from kwil_sync.testing.kwil_node_catalog import table_columns, tables_v09
 from kwil_sync.testing.kwil_node_chain import Chain
-from kwil_sync.testing.kwil_node_dialect import (
-    install_functions,
-    read_only_sql,
-    table_columns,
-)
+from kwil_sync.testing.kwil_node_dialect import QueryRefused, install_functions, read_only_sql
 from kwil_sync.testing.kwil_node_schema import Database, ExecutionError
 
 __all__ = ["ReadMethods", "RpcFault", "reads_of"]
 
 RPC_NO_QUERY_PRIVATE = -1007  # core/rpc/json/errors.go ErrorNoQueryWithPrivateRPC
 _PRIVATE_MODE = "query is prohibited when authenticated calls are enforced (private mode)"
-_SQL_TYPES_V09 = {"int8": "int", "bytea": "blob", "bool": "bool", "text": "text",
-                  "uuid": "uuid", "numeric": "decimal"}
 
 _ACTIONS_COLUMNS = ("namespace", "name", "raw_statement", "access_modifiers", "parameter_names",
                     "parameter_types", "return_names", "return_types", "returns_table",
@@ -104,7 +99,7 @@ class ReadMethods:
                     "public": True, "modifiers": [m for m in a.modifiers() if m != "PUBLIC"],
                     "body": a.sql} for a in database.schema.actions]
         return {"schema": {"owner": database.owner.lower().removeprefix("0x"),
-                           "name": database.name, "tables": _tables_v09(database),
+                           "name": database.name, "tables": tables_v09(database.conn),
                            "actions": actions,
                            "extensions": [], "procedures": [], "foreign_calls": []}}
 
@@ -127,8 +122,15 @@ class ReadMethods:
                 return self._info_actions(sql, params.get("params") or {})
             if "info.columns" in sql:
                 return self._info_columns(sql, params.get("params") or {})
+            self._check_read_only(sql)  # refused in the words of the text as sent
             database, sql = self._qualified(sql)
             return _query_result(self._select(database, sql))
+
+    def _check_read_only(self, sql: str) -> None:
+        try:
+            read_only_sql(sql, self.version)
+        except QueryRefused as exc:
+            raise RpcFault(RPC_ENGINE_INTERNAL, str(exc)) from None
 
     def _select(self, database: Database, sql: str) -> list[dict[str, Any]]:
         try:
@@ -219,31 +221,6 @@ def _selected(sql: str) -> list[str] | None:
     if not select or select.group(1).strip() == "*":
         return None
     return [c.strip() for c in select.group(1).split(",")]
-
-
-def _tables_v09(database: Database) -> list[dict[str, Any]]:
-    """v0.9 `schema.tables`: columns with a PRIMARY_KEY attribute, or a PRIMARY index
-    when the key has several columns (kwil-db v0.9.4 core/types/schema.go)."""
-    tables: dict[str, dict[str, Any]] = {}
-    keys: dict[str, list[tuple[int, str]]] = {}
-    for column in table_columns(database.conn):
-        table = tables.setdefault(column["table_name"], {
-            "name": column["table_name"], "columns": [], "indexes": [], "foreign_keys": []})
-        if column["primary_key_position"]:
-            keys.setdefault(table["name"], []).append((column["primary_key_position"],
-                                                       column["name"]))
-        table["columns"].append({"name": column["name"], "attributes": [], "type": {
-            "name": _SQL_TYPES_V09.get(column["data_type"], column["data_type"]),
-            "is_array": False}})
-    for name, key in keys.items():
-        ordered = [c for _, c in sorted(key)]
-        if len(ordered) == 1:
-            column = next(c for c in tables[name]["columns"] if c["name"] == ordered[0])
-            column["attributes"].append({"type": "PRIMARY_KEY", "value": ""})
-        else:
-            tables[name]["indexes"].append({"name": f"{name}_pkey", "columns": ordered,
-                                            "type": "PRIMARY"})
-    return list(tables.values())
 
 
 def reads_of(service: Any) -> ReadMethods:
