@@ -102,16 +102,22 @@ def verify(database: str, source: str, replica: str, tables: list[str] | None = 
               cast(KwilNode, KwilNode.load(replica_block)))
     nodes = [QueryNode(b.rpc_url, t, version=b.version) for b, t in
              zip(blocks, (source_target, replica_target), strict=True)]
-    settle, store = (_settle(database, blocks, replica_target, gateway, ledger, ledger_path,
-                             catch_up_seconds, settle_seconds) if gateway else (None, None))
     try:
-        report = verify_replica(nodes[0], nodes[1], tables=tables or (), settle=settle,
-                                cap=cap)
-    finally:
-        if store is not None:
-            store.close()
-    if settle is None:
-        report.notes.append("no gateway: compared the nodes as they stand, at no log point")
+        settle, store = (_settle(database, blocks, replica_target, gateway, ledger, ledger_path,
+                                 catch_up_seconds, settle_seconds) if gateway else (None, None))
+    except Exception as exc:  # the replica, the gateway or the ledger cannot be reached
+        report = VerifyReport("unverified", notes=[
+            f"cannot read the log position: {type(exc).__name__}: {exc}"])
+    else:
+        try:
+            report = verify_replica(nodes[0], nodes[1], tables=tables or (), settle=settle,
+                                    cap=cap)
+        finally:
+            if store is not None:
+                store.close()
+        if settle is None:
+            report.notes.append("no gateway: compared the nodes as they stand, at no log "
+                                "point")
     key = slug("kwil-sync-verify", database, replica_target)
     create_table_artifact(artifact_rows(report), key=key,
                           description=f"Verify of {database}: {source} vs {replica}: "
