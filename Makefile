@@ -8,7 +8,7 @@ NODE_DIR := tests/node
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := $(NODE_DIR)/node_modules/.installed
 
-.PHONY: setup test lint typecheck pytest demo bench proto clean
+.PHONY: setup test check lint typecheck pytest unit demo bench proto clean
 
 setup: $(PY_STAMP) $(NODE_STAMP)
 
@@ -32,6 +32,12 @@ pytest: setup
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 test: lint typecheck pytest
+
+# The quick loop (under 3 minutes): lint, types and the tests that need no service.
+check: lint typecheck unit
+
+unit: $(PY_STAMP)
+	$(BIN)/pytest -q -m "not integration" $(PYTEST_ARGS)
 
 demo: setup
 	$(BIN)/kwil-sync demo $(DEMO_ARGS)

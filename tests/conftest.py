@@ -18,3 +18,21 @@ VECTORS = Path(__file__).parent / "vectors"
 def vectors():
     """Load a vector file from tests/vectors by name."""
     return lambda name: json.loads((VECTORS / name).read_text())
+
+
+# Tiers: `make check` runs what needs no service (`-m "not integration"`); `make test`
+# runs everything. A test is an integration test when it asks for a service fixture
+# (arlocal, PostgreSQL, a Prefect server, a module's world of services, the Node
+# oracles) or carries one of the service markers.
+SERVICE_FIXTURES = frozenset({
+    "arlocal", "postgres", "postgres_url", "world", "prefect_api", "prefect_server",
+    "harness", "on_arlocal", "oracle", "funded", "wallet", "irys_run", "gateway_run"})
+SERVICE_MARKERS = frozenset({"arlocal", "node", "prefect"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        markers = {m.name for m in item.iter_markers()}
+        if fixtures & SERVICE_FIXTURES or markers & SERVICE_MARKERS:
+            item.add_marker(pytest.mark.integration)

@@ -1,22 +1,14 @@
-"""The SyncShim block meets Prefect's block standards and reaches a running shim."""
+"""The SyncShim block reaches a running shim (its block standards: test_block_standards.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-from prefect.testing.standard_test_suites import BlockStandardTestSuite
 from pydantic import SecretStr
 
 from blocks.shim import SyncShim
 from shim.config import ShimConfig
 from shim.server import start_shim
-
-
-class TestSyncShimBlockStandards(BlockStandardTestSuite):
-    @pytest.fixture
-    def block(self) -> type[SyncShim]:
-        return SyncShim
 
 
 def test_the_block_client_talks_to_the_shim(tmp_path: Path) -> None:
