@@ -58,7 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="kwil-sync shim",
         description="Serve the db_sync Kwil extension, the 2023 DbSyncService and the "
                     "kwil_sync.SyncShim API on one gRPC port; store each save_action as a "
-                    "signed record in a durable outbox and submit upload flow runs.")
+                    "signed record in a durable outbox and submit upload flow runs. The "
+                    "tied form, save_action_tx(@txid, @height, ...), waits until kwild "
+                    "reports its transaction committed before it becomes a record.")
     p.add_argument("--host", default="127.0.0.1", metavar="HOST",
                    help="interface to listen on; kwild must reach it, keep it private "
                         "(default: %(default)s)")
@@ -74,8 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kwil-node-block", default=None, metavar="NAME",
                    help="KwilNode block supplying the node URL, version and provider key")
     p.add_argument("--kwil-url", default=None, metavar="URL",
-                   help="kwild JSON-RPC URL to read action parameters from (default: the "
-                        "block's, else http://127.0.0.1:8484)")
+                   help="kwild JSON-RPC URL to read action parameters and confirm tied "
+                        "calls' transactions from (default: the block's, else "
+                        "http://127.0.0.1:8484)")
     p.add_argument("--kwil-version", choices=("auto", "v0.9", "v0.10"), default=None,
                    help="kwild line (default: the block's, else auto-detect)")
     p.add_argument("--key-file", type=Path, default=None, metavar="PATH",
