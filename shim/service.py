@@ -96,8 +96,10 @@ class ShimService(TiedSaves):
 
         Only kwild v0.5 to v0.9 call Initialize, so ids are v0.9 dbids.
 
-        Returns the metadata with `provider_address`, `local_dbid` and `original_dbid`
-        (defaulting to `local_dbid`), and starts restore-then-follow for the database.
+        Returns the metadata with `provider_address`, `local_dbid` (as given, for a
+        validator that did not deploy the database, else computed from this shim's key)
+        and `original_dbid` (defaulting to `local_dbid`), and starts restore-then-follow
+        for the database.
 
         Raises:
             InvalidRequest: If `local_db_name` is missing or a value is malformed.
@@ -110,7 +112,12 @@ class ShimService(TiedSaves):
         if len(name) > _MAX_NAME:
             raise InvalidRequest(f"local_db_name is {len(name)} characters; at most {_MAX_NAME}")
         self._check_provider(metadata, name)
-        local = self.local_dbid(name, "v0.9")  # remote extensions exist up to kwild v0.9 only
+        # remote extensions exist up to kwild v0.9 only. A validator whose key did not
+        # deploy the database names its dbid (the deployer's) in the metadata.
+        local = (metadata.get("local_dbid") or "").strip() or self.local_dbid(name, "v0.9")
+        if not _DBID.match(local):
+            raise InvalidRequest(f"local_dbid {local[:80]!r} is not a Kwil dbid: leave it out "
+                                 "unless this node's key did not deploy the database")
         original = (metadata.get("original_dbid") or "").strip() or local
         if not _DBID.match(original):
             raise InvalidRequest(f"original_dbid {original[:80]!r} is not a Kwil dbid "
