@@ -11,12 +11,12 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 
-from flows.common import slug
+from flows.names import pair_key, pair_run_name
 
 __all__ = ["backfill"]
 
 
-@flow(name="kwil-sync-backfill", flow_run_name="backfill {original_dbid}", log_prints=False)
+@flow(name="kwil-sync-backfill", flow_run_name=pair_run_name("backfill"), log_prints=False)
 def backfill(original_dbid: str, targets: list[dict[str, str]],
              gateway: str = "kwil-sync-gateway", trusted_providers: list[str] | None = None,
              deployment: str = "kwil-sync-restore/restore", wait: bool = True,
@@ -64,7 +64,7 @@ def backfill(original_dbid: str, targets: list[dict[str, str]],
              "flow_run": states[run.id].name,
              "state": states[run.id].state.name if states[run.id].state else "unknown"}
             for spec, run in zip(targets, runs, strict=True)]
-    create_table_artifact(rows, key=slug("backfill", original_dbid),
+    create_table_artifact(rows, key=pair_key("backfill", original_dbid),
                           description=f"Backfill of {original_dbid} onto {len(rows)} target(s)")
     failed = [r for r in rows if wait and r["state"] != "Completed"]
     if failed:

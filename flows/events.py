@@ -24,6 +24,7 @@ from typing import Any
 
 from prefect.events import emit_event
 
+from flows.names import short
 from kwil_sync.replay import ReplayReport
 
 __all__ = ["EVENT_PREFIX", "QUARANTINE_EVENTS_PER_RUN", "ReplayEvents", "emit_follow_polled",
@@ -31,11 +32,6 @@ __all__ = ["EVENT_PREFIX", "QUARANTINE_EVENTS_PER_RUN", "ReplayEvents", "emit_fo
 
 EVENT_PREFIX = "kwil-sync"
 QUARANTINE_EVENTS_PER_RUN = 100  # a flood of forgeries must not flood the event stream
-
-
-def short(dbid: str) -> str:
-    """A dbid's first 8 characters after the `x` (names stay readable)."""
-    return dbid[1:9] if dbid.startswith("x") and len(dbid) > 9 else dbid
 
 
 def pair_resource(original_dbid: str, target: str) -> dict[str, str]:

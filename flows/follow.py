@@ -18,6 +18,7 @@ from prefect.variables import Variable
 from blocks.settings import KwilSyncSettings
 from flows.common import publish_report, replay, slug
 from flows.events import emit_follow_polled
+from flows.names import pair_key, pair_run_name
 from kwil_sync.ledger import LedgerBusy
 from kwil_sync.sources import Position, follow_start
 
@@ -52,7 +53,7 @@ def _ensure_limit(name: str) -> None:
         client.upsert_global_concurrency_limit_by_name(name, 1)
 
 
-@flow(name="kwil-sync-follow", flow_run_name="follow {original_dbid} -> {target}",
+@flow(name="kwil-sync-follow", flow_run_name=pair_run_name("follow"),
       log_prints=False)
 def follow(original_dbid: str, target: str, node: str = "kwil-sync-target",
            gateway: str = "kwil-sync-gateway", trusted_providers: list[str] | None = None,
@@ -102,7 +103,7 @@ def follow(original_dbid: str, target: str, node: str = "kwil-sync-target",
     try:
         with concurrency(name, occupy=1, strict=True, timeout_seconds=lock_timeout_seconds):
             start = follow_start(load_cursor(original_dbid, target), lookback_ms=lookback * 1000)
-            report = replay(original_dbid, target, key=name,
+            report = replay(original_dbid, target, key=pair_key("follow", original_dbid, target),
                             title=f"Follow of {original_dbid} onto {target}", node=node,
                             gateway=gateway, trusted_providers=trusted_providers,
                             batch_size=batch_size, db_sync_history=db_sync_history,
@@ -123,7 +124,8 @@ def follow(original_dbid: str, target: str, node: str = "kwil-sync-target",
     logger.info("follow %s onto %s: %d read, %d applied, %d quarantined, %d held", original_dbid,
                 target, report.records, report.applied, sum(report.quarantined.values()),
                 report.held)
-    return publish_report(report, key=name, title=f"Follow of {original_dbid} onto {target}")
+    return publish_report(report, key=pair_key("follow", original_dbid, target),
+                          title=f"Follow of {original_dbid} onto {target}")
 
 
 def schedule_follow(original_dbid: str, target: str, parameters: dict[str, Any], *,

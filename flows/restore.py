@@ -6,14 +6,15 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from flows.common import parse_until, publish_report, replay, slug
+from flows.common import parse_until, publish_report, replay
 from flows.follow import save_cursor, schedule_follow
+from flows.names import pair_key, pair_run_name
 from kwil_sync.replay import ReplayReport
 
 __all__ = ["restore"]
 
 
-@flow(name="kwil-sync-restore", flow_run_name="restore {original_dbid} -> {target}",
+@flow(name="kwil-sync-restore", flow_run_name=pair_run_name("restore"),
       log_prints=False)
 def restore(original_dbid: str, target: str, node: str = "kwil-sync-target",
             gateway: str = "kwil-sync-gateway", trusted_providers: list[str] | None = None,
@@ -61,7 +62,7 @@ def restore(original_dbid: str, target: str, node: str = "kwil-sync-target",
         The run's report: counts applied, skipped, quarantined (by reason) and more.
     """
     logger = get_run_logger()
-    key = slug("restore", original_dbid, target)
+    key = pair_key("restore", original_dbid, target)
     report = replay(original_dbid, target, key=key,
                     title=f"Restore of {original_dbid} onto {target}", node=node,
                     gateway=gateway, trusted_providers=trusted_providers, batch_size=batch_size,

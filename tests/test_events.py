@@ -108,8 +108,9 @@ def test_a_poll_emits_applied_quarantined_and_polled_events_tied_to_its_run(
     assert sum(e["payload"]["applied"] for e in applied) == HONEST
     [quarantined] = of_pair(world, events(world, "kwil-sync.record.quarantined"))
     assert quarantined["payload"]["reason"] == "untrusted-signer"
-    related = {r["prefect.resource.role"] for r in quarantined["related"]}
-    assert "flow-run" in related  # Prefect ties it to the follow's flow run
+    [run] = [r for r in quarantined["related"] if r["prefect.resource.role"] == "flow-run"]
+    # Prefect ties it to the follow's flow run, whose name is short and readable
+    assert run["prefect.resource.name"] == f"follow {ORIGINAL.dbid[1:9]} -> {world.target[1:9]}"
     [polled] = of_pair(world, events(world, "kwil-sync.follow.polled"))
     assert polled["payload"]["records_behind"] == 0 and polled["payload"]["applied"] == HONEST
 
