@@ -1,9 +1,10 @@
 """`kwil-sync status`: per database and target, where following stands and what is queued.
 
-Reads three places, each optional: the ledger (applied, failed, pending, quarantined,
+Reads four places, each optional: the ledger (applied, failed, pending, quarantined,
 each provider's last sequence), the follow cursors kept as Prefect Variables (how far
-behind the log each target is, in seconds), and the shim's outbox (records not yet
-uploaded), asked over gRPC.
+behind the log each target is, in seconds), the newest `kwil-sync.follow.polled` event
+of each pair (when it last polled and what it left behind), and the shim's outbox
+(records not yet uploaded), asked over gRPC.
 """
 
 from __future__ import annotations
@@ -48,6 +49,30 @@ def _cursors() -> tuple[list[dict[str, Any]], str | None]:
                      "lag_seconds": round((now_ms - stamp) / 1000, 1) if stamp else None,
                      "lag_records": _records_behind(value)})
     return rows, None
+
+
+def _polls() -> tuple[list[dict[str, Any]], str | None]:
+    """The newest follow poll of each pair, from the server's `kwil-sync.follow.polled`
+    events: how far behind it left the target, and when."""
+    from flows.events import read_events
+
+    try:
+        events = read_events("kwil-sync.follow.polled")
+    except Exception as exc:  # status must still show the rest
+        return [], f"Prefect events not readable: {exc}"
+    newest: dict[str, dict[str, Any]] = {}
+    for event in events:  # newest first
+        resource = event.get("resource", {})
+        pair = resource.get("prefect.resource.id", "")
+        if pair and pair not in newest:
+            payload = event.get("payload", {})
+            newest[pair] = {"database": resource.get("kwil-sync.database"),
+                            "target": resource.get("kwil-sync.target"),
+                            "polled_at": event.get("occurred"),
+                            "lag_seconds": payload.get("lag_seconds"),
+                            "records_behind": payload.get("records_behind"),
+                            "applied": payload.get("applied")}
+    return list(newest.values()), None
 
 
 def _records_behind(cursor: dict[str, Any], limit: int = 10_000) -> int | str | None:
@@ -115,10 +140,11 @@ def collect_status(*, ledger: str | None = None, ledger_block: str | None = None
         except LedgerUnavailable as exc:
             ledger_error = str(exc)
     cursors, cursor_error = _cursors()
+    polls, polls_error = _polls() if cursor_error is None else ([], None)
     outbox, outbox_error = _outbox(shim)
-    errors = [e for e in (ledger_error, cursor_error, outbox_error) if e]
-    return {"ledger": redact_url(location), "targets": targets, "follow": cursors, "outbox": outbox,
-            "errors": errors}
+    errors = [e for e in (ledger_error, cursor_error, polls_error, outbox_error) if e]
+    return {"ledger": redact_url(location), "targets": targets, "follow": cursors,
+            "polls": polls, "outbox": outbox, "errors": errors}
 
 
 def print_status(*, ledger: str | None = None, ledger_block: str | None = None,
@@ -131,6 +157,7 @@ def print_status(*, ledger: str | None = None, ledger_block: str | None = None,
     console = Console()
     sections = [("Applied per target (ledger " + status["ledger"] + ")", status["targets"]),
                 ("Follow cursors (Prefect Variables)", status["follow"]),
+                ("Last follow poll per pair (Prefect events)", status["polls"]),
                 ("Shim outbox", status["outbox"])]
     for title, rows in sections:
         if not rows:

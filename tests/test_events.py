@@ -128,3 +128,17 @@ def test_the_quarantine_and_the_stalled_follow_fire_their_automations(world: Wor
 
     # the stall: no second poll within 15 s of the first
     wait_until(triggered, timeout=120, what="both automations to fire", interval=1)
+
+
+def test_status_shows_each_pairs_last_poll_from_the_events(world: World) -> None:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows.status import collect_status
+
+    events(world, "kwil-sync.follow.polled")
+    with temporary_settings({PREFECT_API_URL: world.stack.prefect_api_url}):
+        status = collect_status(ledger=str(world.stack.root / "events-ledger.sqlite"))
+    [poll] = [p for p in status["polls"] if p["target"] == world.target]
+    assert (poll["database"], poll["records_behind"], poll["applied"]) == \
+        (ORIGINAL.dbid, 0, HONEST)
+    assert poll["polled_at"] and poll["lag_seconds"] == 0.0
