@@ -37,6 +37,7 @@ from kwil_sync.appliers import ActionApplier, ActionParams
 from kwil_sync.arweave.graphql_queries import Page, TxRecord
 from kwil_sync.ledger import Ledger
 from kwil_sync.ordering import Gap, Released, Sequencer
+from kwil_sync.proofs import ItemProver
 from kwil_sync.records import MAX_DOCUMENT_BYTES
 from kwil_sync.replay_recovery import Recovery
 from kwil_sync.replay_steps import (
@@ -48,7 +49,15 @@ from kwil_sync.replay_steps import (
     plan_batch,
     verify_batch,
 )
-from kwil_sync.sources import DocumentFetcher, Position, RecordSource, Start
+from kwil_sync.sources import (
+    DocumentFetcher,
+    IndexGap,
+    Position,
+    RecordSource,
+    ReportsIndexHealth,
+    SourceDown,
+    Start,
+)
 from kwil_sync.verify import TrustPolicy
 
 __all__ = ["ReplayReport", "Replayer", "StepRunner", "run_directly"]
@@ -89,6 +98,10 @@ class ReplayReport:
     gaps: list[Gap] = field(default_factory=list)  # timed out: their records quarantined
     open_gaps: list[Gap] = field(default_factory=list)  # still holding records at the end
     refusals: list[Refused] = field(default_factory=list)
+    proven_from_bytes: int = 0  # 2023 records proven by their raw data item's bytes
+    unverified_legacy: int = 0  # accepted on the index's word (allow_unverified_legacy)
+    index_gaps: list[IndexGap] = field(default_factory=list)  # items an index lacks
+    sources_down: list[SourceDown] = field(default_factory=list)  # indexes that failed
     recovery: Recovery | None = None
     last: Position | None = None
     resume: Position | None = None  # None: nothing read, keep the previous position
@@ -128,6 +141,8 @@ class Replayer:
         clock: Wall clock in seconds (for gap ages).
         step_runner: Runs each step (see `StepRunner`); Prefect makes them task runs.
         on_progress: Called with the report so far after each chunk is applied.
+        prover: Proves records the index cannot from their raw data items
+            (`kwil_sync.proofs.ByteProver`); None: judge on the index's rows only.
     """
 
     def __init__(self, source: RecordSource, fetcher: DocumentFetcher, applier: ActionApplier,
@@ -135,7 +150,8 @@ class Replayer:
                  max_document_bytes: int = MAX_DOCUMENT_BYTES, gap_timeout_s: float = 600.0,
                  clock: Callable[[], float] = time.time,
                  step_runner: StepRunner = run_directly,
-                 on_progress: Callable[[ReplayReport], None] | None = None) -> None:
+                 on_progress: Callable[[ReplayReport], None] | None = None,
+                 prover: ItemProver | None = None) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self.source, self.fetcher, self.applier = source, fetcher, applier
@@ -143,6 +159,7 @@ class Replayer:
         self.batch_size, self.max_document_bytes = batch_size, max_document_bytes
         self.gap_timeout_s, self.clock = gap_timeout_s, clock
         self.step, self.on_progress = step_runner, on_progress
+        self.prover = prover
 
     def __repr__(self) -> str:
         return f"Replayer(target={self.target!r}, database={self.policy.original_dbid!r})"
@@ -279,7 +296,7 @@ class _Run:
 
     def _verify(self, fetched: list[Fetched]) -> Checked:
         return verify_batch(fetched, self.r.policy, max_document_bytes=self.r.max_document_bytes,
-                            skip_provider=self.skip)
+                            skip_provider=self.skip, prover=self.r.prover)
 
     def process(self, chunk: _Chunk, checked: Checked) -> None:
         report, records = self.report, chunk.records
@@ -289,6 +306,8 @@ class _Run:
         report.bytes += checked.bytes
         report.skipped_own += checked.skipped_own
         report.known += checked.known
+        report.proven_from_bytes += checked.proven_from_bytes
+        report.unverified_legacy += checked.unverified_legacy
         report.unconfirmed += checked.unconfirmed
         report.signers.update(checked.signers)
         self.refuse(checked.refused)
@@ -361,6 +380,9 @@ class _Run:
 
     def finish(self, follow: bool) -> ReplayReport:
         report, held = self.report, self.sequencer.held()
+        if isinstance(self.r.source, ReportsIndexHealth):
+            health = self.r.source.index_health()
+            report.index_gaps, report.sources_down = list(health.gaps), list(health.down)
         report.held = len(held)
         report.open_gaps = list(self.sequencer.open_gaps().values())
         report.resume = report.last

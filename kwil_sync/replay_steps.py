@@ -11,7 +11,7 @@ Only `apply_batch` writes (ledger intents and completions); the others are pure 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from kwil_sync.appliers import (
     ActionApplier,
@@ -20,13 +20,16 @@ from kwil_sync.appliers import (
     PlannedCall,
     plan_call,
 )
+from kwil_sync.arweave.ans104 import DataItem
 from kwil_sync.arweave.data import DocumentNotFound, DocumentTooLarge
 from kwil_sync.arweave.graphql_queries import Page, TxRecord
+from kwil_sync.arweave.signers import b64url
 from kwil_sync.kwil.pipeline import SignedTx
 from kwil_sync.ledger import Ledger
+from kwil_sync.proofs import ItemProver
 from kwil_sync.records import MAX_DOCUMENT_BYTES, RecordError, SyncRecord
 from kwil_sync.sources import DocumentFetcher, RecordSource, Start
-from kwil_sync.verify import TrustPolicy, verify_record
+from kwil_sync.verify import TrustPolicy, Verdict, verify_record
 
 REJECTED_CODE = -1  # ledger code for a transaction the node refused without a tx code
 
@@ -65,6 +68,8 @@ class Checked:
     skipped_own: int = 0
     unconfirmed: int = 0
     known: int = 0  # rows whose action the ledger holds as resolved: not fetched
+    proven_from_bytes: int = 0  # accepted on their raw data item's bytes
+    unverified_legacy: int = 0  # 2023 records accepted on the index's word (last resort)
 
 
 @dataclass
@@ -104,17 +109,25 @@ def fetch_documents(fetcher: DocumentFetcher, records: Sequence[TxRecord]) -> li
 
 def verify_batch(fetched: Sequence[Fetched], policy: TrustPolicy, *,
                  max_document_bytes: int = MAX_DOCUMENT_BYTES,
-                 skip_provider: str | None = None) -> Checked:
+                 skip_provider: str | None = None, prover: ItemProver | None = None) -> Checked:
     """Parse and verify a page; never raises for hostile input.
+
+    A record whose item signature the row cannot prove (a 2023 record from an index
+    that reports no anchor, owner key or signature) is proven from its raw data item
+    by `prover`, all such records of the page at once; only when that fails does
+    `policy.allow_unverified_legacy` let it through (counted in `unverified_legacy`).
 
     Args:
         fetched: Rows with their documents.
         policy: The database and its trusted providers.
         max_document_bytes: Larger documents are refused (`oversize`).
         skip_provider: Follow mode: this provider's own records are skipped, not refused.
+        prover: Finds raw data items (`kwil_sync.proofs.ByteProver`); None: rows only.
     """
     checked = Checked()
+    strict = replace(policy, allow_unverified_legacy=False)
     skip = skip_provider.lower() if skip_provider else None
+    outcomes: list[tuple[SyncRecord, Verdict] | Refused] = []
     for item in fetched:
         tx, provider = item.tx, item.tx.tag("Provider-Address")
         if skip is not None and (provider or "").lower() == skip:
@@ -125,25 +138,83 @@ def verify_batch(fetched: Sequence[Fetched], policy: TrustPolicy, *,
             continue
         refusal = _refusal(item, max_document_bytes)
         if refusal is not None:
-            checked.refused.append(refusal)
+            outcomes.append(refusal)
             continue
         assert item.data is not None
         checked.bytes += len(item.data)
         try:
             record = SyncRecord.from_parts(tx, item.data)
         except RecordError as exc:
-            checked.refused.append(Refused(tx.id, exc.reason, str(exc), tx.tag("Action-Id"),
-                                           provider))
+            outcomes.append(Refused(tx.id, exc.reason, str(exc), tx.tag("Action-Id"), provider))
             continue
-        verdict = verify_record(record, tx, policy)
+        outcomes.append((record, verify_record(record, tx, strict)))
+    _prove_from_bytes(outcomes, fetched, policy, prover, checked)
+    for outcome in outcomes:
+        if isinstance(outcome, Refused):
+            checked.refused.append(outcome)
+            continue
+        record, verdict = outcome
         if not verdict.ok:
-            checked.refused.append(Refused(tx.id, verdict.reason, verdict.message,
+            checked.refused.append(Refused(record.tx_id, verdict.reason, verdict.message,
                                            record.action_id, record.provider_address))
             continue
         assert verdict.signer is not None
         checked.signers[verdict.signer] = checked.signers.get(verdict.signer, 0) + 1
         checked.accepted.append(record)
     return checked
+
+
+UNPROVEN = "item-signature-unverifiable"
+
+
+def _prove_from_bytes(outcomes: list[tuple[SyncRecord, Verdict] | Refused],
+                      fetched: Sequence[Fetched], policy: TrustPolicy,
+                      prover: ItemProver | None, checked: Checked) -> None:
+    """Re-judge, in place, the records the rows could not prove: on the raw item's
+    bytes where the prover finds them, else on the index's word if the policy allows."""
+    todo = [i for i, o in enumerate(outcomes) if not isinstance(o, Refused)
+            and o[1].reason == UNPROVEN]
+    if not todo:
+        return
+    rows = {f.tx.id: f for f in fetched}
+    proofs = prover.prove_many([rows[_record(outcomes[i]).tx_id].tx for i in todo]) \
+        if prover is not None else {}
+    for i in todo:
+        record = _record(outcomes[i])
+        item, fetched_row = proofs.get(record.tx_id), rows[record.tx_id]
+        if isinstance(item, DataItem):
+            proven = _proven_row(fetched_row.tx, item)
+            assert fetched_row.data is not None
+            again = SyncRecord.from_parts(proven, fetched_row.data)
+            verdict = verify_record(again, proven, replace(policy, allow_unverified_legacy=False))
+            outcomes[i] = (again, verdict)
+            checked.proven_from_bytes += verdict.ok
+            continue
+        why = f"; its bytes: {item}" if item is not None else ""
+        if policy.allow_unverified_legacy:
+            verdict = verify_record(record, fetched_row.tx, policy)
+            checked.unverified_legacy += verdict.ok
+        else:
+            old = _verdict(outcomes[i])
+            verdict = Verdict(False, old.reason, old.signer, old.message + why)
+        outcomes[i] = (record, verdict)
+
+
+def _record(outcome: tuple[SyncRecord, Verdict] | Refused) -> SyncRecord:
+    assert not isinstance(outcome, Refused)
+    return outcome[0]
+
+
+def _verdict(outcome: tuple[SyncRecord, Verdict] | Refused) -> Verdict:
+    assert not isinstance(outcome, Refused)
+    return outcome[1]
+
+
+def _proven_row(tx: TxRecord, item: DataItem) -> TxRecord:
+    """The row with the item's own proof (owner key, signature, anchor, target); its
+    tags and document stay the index's and the gateway's, so a lie fails the check."""
+    return replace(tx, owner_key=item.owner, signature=item.signature, anchor=item.anchor,
+                   target=b64url(item.target) if item.target else None)
 
 
 def _refusal(item: Fetched, max_bytes: int) -> Refused | None:

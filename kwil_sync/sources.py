@@ -13,8 +13,8 @@ upload clock, and gateways list items only once their bundle is mined.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
 
 from kwil_sync.arweave.ans104 import DataItem
 from kwil_sync.arweave.data import DocumentNotFound, FetchResult
@@ -23,8 +23,9 @@ from kwil_sync.arweave.graphql_queries import Page, TxRecord
 from kwil_sync.arweave.signers import b64url
 from kwil_sync.records import APPLICATION, RECORD_TYPE
 
-__all__ = ["DocumentFetcher", "GraphQLSource", "ItemSource", "Position", "RecordSource",
-           "Start", "follow_start"]
+__all__ = ["DocumentFetcher", "GraphQLSource", "IndexGap", "IndexHealth", "ItemSource",
+           "Position", "RecordSource", "ReportsIndexHealth", "SourceDown", "Start",
+           "follow_start"]
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,37 @@ class RecordSource(Protocol):
     """Pages of one database's records, oldest first."""
 
     def pages(self, start: Start) -> Iterator[Page]: ...
+
+
+@dataclass(frozen=True)
+class IndexGap:
+    """An item of the log that one index (`source`, by name) did not list."""
+
+    item_id: str
+    source: str
+
+
+@dataclass(frozen=True)
+class SourceDown:
+    """An index that failed during a read (its breaker opened), and why."""
+
+    source: str
+    reason: str
+
+
+@dataclass
+class IndexHealth:
+    """What a read from several indexes found: items some index lacks, indexes down."""
+
+    gaps: list[IndexGap] = field(default_factory=list)
+    down: list[SourceDown] = field(default_factory=list)
+
+
+@runtime_checkable
+class ReportsIndexHealth(Protocol):
+    """A source that reads several indexes (`kwil_sync.merged_source.MergedSource`)."""
+
+    def index_health(self) -> IndexHealth: ...
 
 
 class DocumentFetcher(Protocol):
