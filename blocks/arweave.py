@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import json
-from typing import Literal
+from typing import Literal, cast
 
 from prefect.blocks.core import Block
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 
 from blocks.links import DOCS_URL, LOGO_URL
 from kwil_sync.arweave.data import GatewayDataClient
 from kwil_sync.arweave.graphql import GraphQLPager
+from kwil_sync.arweave.graphql_queries import Dialect
 from kwil_sync.arweave.signers import ArweaveSigner
 from kwil_sync.arweave.uploaders import DirectL1Uploader, IrysUploader, TurboUploader, Uploader
+from kwil_sync.merged_source import MergedSource, NamedSource
+from kwil_sync.proofs import ByteProver
+from kwil_sync.sources import GraphQLSource, RecordSource
 
 
 class ArweaveGateway(Block):
@@ -21,6 +25,8 @@ class ArweaveGateway(Block):
     Use the Irys dialect against a bundler's GraphQL (records are visible as soon as
     they are uploaded, with millisecond timestamps) or the gateway dialect against
     arweave.net, ar.io, Goldsky or arlocal (records appear once their bundle is mined).
+    Name more indexes in `extra_indexes` to read them together (docs/INDEXES.md): one
+    that is down does not stop a run, and what one lacks is reported.
 
     Args:
         graphql_url: The GraphQL endpoint.
@@ -28,6 +34,9 @@ class ArweaveGateway(Block):
         data_url: The gateway that serves documents at /<id>.
         max_document_bytes: Documents larger than this are quarantined unread.
         concurrency: How many documents are fetched at once.
+        extra_indexes: More GraphQL indexes of the same log, each "<dialect> <url>".
+        byte_proofs: Prove records the index cannot from their raw data items.
+        proof_graphql_url: The gateway GraphQL that locates items' bundles.
 
     Examples:
         Load a saved gateway and page the log of a database:
@@ -66,10 +75,53 @@ class ArweaveGateway(Block):
         default=16,
         description="How many documents are fetched at once over pooled connections.",
     )
+    extra_indexes: list[str] = Field(
+        default_factory=list,
+        description="More GraphQL indexes of the same log, read together with graphql_url, "
+                    "each as '<dialect> <url>', e.g. 'irys https://uploader.irys.xyz/graphql'.",
+    )
+    byte_proofs: bool = Field(
+        default=True,
+        description="Prove 2023 records the index cannot (no anchor, owner key or signature) "
+                    "from their raw data item, Range-read from data_url.",
+    )
+    proof_graphql_url: str | None = Field(
+        default=None,
+        description="The gateway GraphQL that locates items' bundles for byte proofs; "
+                    "default: the first gateway-dialect index.",
+    )
+
+    @field_validator("extra_indexes")
+    @classmethod
+    def _check_indexes(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            parts = entry.split()
+            if len(parts) != 2 or parts[0] not in ("gateway", "irys"):
+                raise ValueError(f"extra index {entry!r} must be '<gateway|irys> <url>'")
+        return value
+
+    def indexes(self) -> list[tuple[Dialect, str]]:
+        """Every index of the log: (dialect, GraphQL URL), graphql_url first."""
+        more = [(cast(Dialect, d), url) for d, url in (e.split() for e in self.extra_indexes)]
+        return [(self.dialect, self.graphql_url), *more]
 
     def get_pager(self) -> GraphQLPager:
         """A GraphQL pager for this endpoint and dialect."""
         return GraphQLPager(self.graphql_url, self.dialect)
+
+    def get_source(self, original_dbid: str) -> RecordSource:
+        """The records of `original_dbid`: one index, or all of them merged."""
+        sources = [NamedSource(url, GraphQLSource(GraphQLPager(url, dialect), original_dbid))
+                   for dialect, url in self.indexes()]
+        return sources[0].source if len(sources) == 1 else MergedSource(sources)
+
+    def get_prover(self) -> ByteProver | None:
+        """Proofs from raw data items, or None when off or no gateway index is named."""
+        url = self.proof_graphql_url or next(
+            (u for d, u in self.indexes() if d == "gateway"), None)
+        if not self.byte_proofs or url is None:
+            return None
+        return ByteProver(url, self.data_url, concurrency=max(1, self.concurrency // 2))
 
     def get_data_client(self) -> GatewayDataClient:
         """A document client for the data gateway."""

@@ -21,11 +21,12 @@ from blocks.arweave import ArweaveGateway
 from blocks.kwil import KwilNode
 from blocks.settings import KwilSyncSettings
 from flows.events import ReplayEvents
+from flows.index_health import emit_index_health, index_health_rows
 from flows.ledger import check_fresh_ledger, open_run_ledger
 from kwil_sync.appliers import KwilApplier
 from kwil_sync.ledger import Ledger
 from kwil_sync.replay import Replayer, ReplayReport
-from kwil_sync.sources import GraphQLSource, Start
+from kwil_sync.sources import Start
 from kwil_sync.verify import TrustPolicy
 from tasks.replay import prefect_steps
 
@@ -62,11 +63,11 @@ def build_pipeline(original_dbid: str, target: str, *, node: str, gateway: str,
     policy = TrustPolicy(original_dbid, frozenset(trusted_providers),
                          allow_unverified_legacy=allow_unverified_legacy)
     replayer = Replayer(
-        GraphQLSource(arweave.get_pager(), original_dbid), arweave.get_data_client(), applier,
+        arweave.get_source(original_dbid), arweave.get_data_client(), applier,
         store, policy, target_id=ledger_key,
         batch_size=batch_size, max_document_bytes=arweave.max_document_bytes,
         gap_timeout_s=settings.gap_timeout_seconds, step_runner=prefect_steps(),
-        on_progress=on_progress)
+        on_progress=on_progress, prover=arweave.get_prover())
     return Pipeline(replayer, applier, store, ledger_key, applier.address)
 
 
@@ -107,6 +108,7 @@ def replay(original_dbid: str, target: str, *, key: str, title: str, node: str, 
     finally:
         pipeline.ledger.close()
     events.finish(report)
+    emit_index_health(original_dbid, target, report)
     progress.done()
     return report
 
@@ -170,7 +172,12 @@ def publish_report(report: ReplayReport, *, key: str, title: str) -> dict[str, A
     if report.missing_actions:
         rows.append({"what": "actions missing in the target: "
                              + ", ".join(sorted(report.missing_actions)), "count": 0})
+    rows += index_health_rows(report)
     create_table_artifact(rows, key=key, description=title)
+    if report.index_gaps:  # every item an index lacks, by id and index
+        create_table_artifact([{"item_id": g.item_id, "source": g.source}
+                               for g in report.index_gaps[:1000]], key=f"{key}-index-gaps",
+                              description=f"{title}: items some indexes lack")
     return report.to_dict()
 
 
