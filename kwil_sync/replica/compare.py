@@ -17,10 +17,10 @@ so memory stays flat whatever the table's size.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any, TypeVar
 
 from kwil_sync.replica.digest import (
@@ -40,11 +40,12 @@ from kwil_sync.replica.node import QueryNode, TableSchema
 __all__ = ["KeyDiff", "RangeComparator"]
 
 T = TypeVar("T")
+IN_FLIGHT = 4  # ranges asked at once: each node has its next digest queued, never idles
 
 
 @dataclass
 class KeyDiff:
-    """Keys that differ in one table: totals, and at most `cap` keys of each kind."""
+    """Keys that differ in one table: totals, and the `cap` lowest keys of each kind."""
 
     cap: int = 100
     missing: list[list[Any]] = field(default_factory=list)
@@ -54,10 +55,13 @@ class KeyDiff:
                                                              "different": 0})
 
     def add(self, kind: str, key: tuple[Any, ...]) -> None:
+        """Count a key; keep it if it is among the `cap` lowest of its kind so far (ranges
+        are not finished in key order, and the keys shown must not depend on that)."""
         self.totals[kind] += 1
         kept: list[list[Any]] = getattr(self, kind)
-        if len(kept) < self.cap:
-            kept.append(list(key))
+        if self.cap and (len(kept) < self.cap or list(key) < kept[-1]):
+            bisect.insort(kept, list(key))
+            del kept[self.cap:]
 
     @property
     def count(self) -> int:
@@ -113,7 +117,7 @@ class RangeComparator:
 
     def run(self) -> KeyDiff:
         """Compare the whole table; `rows` holds each side's row count afterwards."""
-        with ThreadPoolExecutor(2, thread_name_prefix="verify") as self._pool:
+        with ThreadPoolExecutor(2 * IN_FLIGHT, thread_name_prefix="verify") as self._pool:
             return self._run()
 
     def _digest(self, node: QueryNode, key_range: KeyRange) -> _Digest:
@@ -129,16 +133,19 @@ class RangeComparator:
         stack = (self._split(whole, stats, parts) if parts > 1 else []) or [whole]
         stack.reverse()  # lowest keys first
         while stack:
-            key_range = stack.pop()
-            digests = self._both(partial(self._digest, key_range=key_range))
-            if (digests[0].rows, digests[0].digest) == (digests[1].rows, digests[1].digest):
-                continue
-            parts_of = [] if max(d.rows for d in digests) <= self.leaf_rows else \
-                self._split(key_range, digests, self.fanout)
-            if len(parts_of) < 2:
-                self._leaf(key_range)
-            else:
-                stack.extend(reversed(parts_of))
+            batch = [stack.pop() for _ in range(min(IN_FLIGHT, len(stack)))]
+            asked = [[self._pool.submit(self._digest, node, key_range) for node in self.nodes]
+                     for key_range in batch]
+            for key_range, pair in zip(batch, asked, strict=True):
+                digests = [future.result() for future in pair]
+                if (digests[0].rows, digests[0].digest) == (digests[1].rows, digests[1].digest):
+                    continue
+                parts_of = [] if max(d.rows for d in digests) <= self.leaf_rows else \
+                    self._split(key_range, digests, self.fanout)
+                if len(parts_of) < 2:
+                    self._leaf(key_range)
+                else:
+                    stack.extend(reversed(parts_of))
         return self.diff
 
     def _split(self, key_range: KeyRange, digests: list[_Digest], parts: int) -> list[KeyRange]:
