@@ -85,11 +85,21 @@ def stats_sql(table_ref: str, key: str) -> str:
 
 
 def digest_sql(table_ref: str, schema: TableSchema, key_range: KeyRange) -> str:
-    """Count, key bounds and digest of one range (the whole table without a key)."""
-    bounds = f", min({schema.key[0]}) AS lo, max({schema.key[0]}) AS hi" if schema.key else ""
-    where = key_range.where(schema.key[0]) if schema.key else ""
-    return (f"SELECT count(*) AS n{bounds}, encode(digest(format('%s', "
-            f"array_agg({_row_text(schema)})), 'sha256'), 'hex') AS d FROM {table_ref}{where}")
+    """Count, key bounds and digest of one range (the whole table without a key).
+
+    The row texts come from a subquery so that each aggregate reads one column: kwild
+    v0.9 refuses "multiple columns in aggregate function args" (v0.9.4
+    `parse/analyze.go`).
+    """
+    if schema.key:
+        key = schema.key[0]
+        inner = f"SELECT {key} AS k, {_row_text(schema)} AS r FROM {table_ref}"
+        inner += key_range.where(key)
+        bounds = ", min(k) AS lo, max(k) AS hi"
+    else:
+        inner, bounds = f"SELECT {_row_text(schema)} AS r FROM {table_ref}", ""
+    return (f"SELECT count(*) AS n{bounds}, encode(digest(format('%s', array_agg(r)), "
+            f"'sha256'), 'hex') AS d FROM ({inner}) AS s")
 
 
 def row_hashes_sql(table_ref: str, schema: TableSchema, key_range: KeyRange) -> str:
