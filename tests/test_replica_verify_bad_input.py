@@ -167,3 +167,18 @@ def test_the_stand_in_answers_select_only_as_kwild_does(nodes: Nodes, statement:
         assert json.loads(base64.b64decode(ok["result"]["result"])) == [{"id": 1, "v": "kept"}]
     else:
         assert ok["result"]["values"] == [[1, "kept"]]
+
+
+def test_the_v09_stand_in_refuses_several_columns_in_one_aggregate_as_kwild_does(
+        nodes: Nodes) -> None:
+    nodes.deploy(["CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"],
+                 ["CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"])
+    node, target = nodes.nodes[0], nodes.targets[0]
+    prefix = "" if nodes.version == "v0.9" else f"{target}."
+    answer = _query(node, target, f"SELECT array_agg(format('%L,%L', id, v)) AS a "
+                                  f"FROM {prefix}t")
+    if nodes.version == "v0.9":  # v0.9.4 parse/analyze.go; the comparator uses a subquery
+        assert answer["error"] == {"code": -300, "message": "cannot use multiple columns in "
+                                                           "aggregate function args"}
+    else:
+        assert "result" in answer

@@ -40,6 +40,10 @@ MUTATION_REFUSED = {
 }
 _MUTATING = re.compile(r"\b(insert|update|delete|upsert|create|drop|alter|grant|revoke|"
                        r"attach|detach|pragma|vacuum|reindex|replace)\b", re.I)
+_AGGREGATE = re.compile(r"\b(count|sum|min|max|avg|array_agg)\s*\(", re.I)
+_NAME = re.compile(r"\b([A-Za-z_][A-Za-z0-9_.]*)\b(?!\s*\()")
+_KEYWORDS = {"distinct", "as", "and", "or", "not", "null", "case", "when", "then", "else",
+             "end", "is", "in", "like", "true", "false"}
 _QUOTED = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"")
 
 
@@ -58,7 +62,19 @@ def read_only_sql(sql: str, version: str, *, blobs: bool = False) -> str:
     first = bare.split(None, 1)[0].lower() if bare else ""
     if first not in ("select", "with") or _MUTATING.search(bare):
         raise QueryRefused(MUTATION_REFUSED[version].format(sql=sql.strip()))
+    if version == "v0.9":
+        _one_column_per_aggregate(bare)
     return _rewrite(sql.strip().rstrip(";"), _format_exact if blobs else _format)
+
+
+def _one_column_per_aggregate(bare: str) -> None:
+    """kwild v0.9's analyzer refuses an aggregate whose arguments name several columns
+    (v0.9.4 `parse/analyze.go`); names followed by `(` are functions, not columns."""
+    for match in _AGGREGATE.finditer(bare):
+        args, _ = _arguments(bare, match.end())
+        names = {n.lower() for n in _NAME.findall(" ".join(args))} - _KEYWORDS
+        if len(names) > 1:
+            raise QueryRefused("cannot use multiple columns in aggregate function args")
 
 
 def _rewrite(sql: str, formatter: Callable[[list[str]], str]) -> str:
