@@ -110,6 +110,7 @@ class RangeComparator:
         self.first_range_rows = max(self.leaf_rows, first_range_rows)
         self.diff = KeyDiff(cap)
         self.rows = (0, 0)
+        self.bounds = (0, 0)  # lowest and highest integer key on either side
 
     def _both(self, ask: Callable[[QueryNode], T]) -> list[T]:
         """Ask both nodes at once: each digests on its own machine."""
@@ -128,6 +129,9 @@ class RangeComparator:
         stats = self._both(lambda n: _Digest.of(n.select(stats_sql(n.table_ref(self.schema.name),
                                                                    self.key))))
         self.rows = (stats[0].rows, stats[1].rows)
+        present = [d for d in stats if d.rows]
+        if self.numeric and present:  # integer ranges are cut by arithmetic inside these
+            self.bounds = (min(int(d.lo) for d in present), max(int(d.hi) for d in present))
         whole = KeyRange()
         parts = -(-max(self.rows) // self.first_range_rows)
         stack = (self._split(whole, stats, parts) if parts > 1 else []) or [whole]
@@ -151,9 +155,8 @@ class RangeComparator:
     def _split(self, key_range: KeyRange, digests: list[_Digest], parts: int) -> list[KeyRange]:
         """Cut a range into up to `parts` ranges covering it exactly (none if it cannot)."""
         if self.numeric:
-            bounds = [d for d in digests if d.rows]
-            lo = min(int(d.lo) for d in bounds)
-            hi = max(int(d.hi) for d in bounds)
+            lo = self.bounds[0] if key_range.lo is None else int(key_range.lo)
+            hi = self.bounds[1] if key_range.hi is None else int(key_range.hi) - 1
             points: list[Any] = int_splits(lo, hi, parts)
         else:
             fuller = max(range(2), key=lambda i: digests[i].rows)

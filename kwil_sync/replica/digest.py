@@ -10,7 +10,8 @@ and turn into PostgreSQL; it uses only functions both versions define (kwil-db v
 - A range's digest is `encode(digest(format('%s', array_agg(row)), 'sha256'), 'hex')`:
   kwild generates `array_agg(x ORDER BY x)`, so the digest is of the range's rows
   sorted by their text, the same on any node holding the same rows, whatever order
-  its storage returns them in. With `count(*)`, `min` and `max` of the key.
+  its storage returns them in. With `count(*)`; the key's `min` and `max` are asked
+  once per table (`stats_sql`), not per range.
 - A leaf lists `key, encode(digest(row, 'sha256'), 'hex')`: a hash per row, never the
   values, so huge texts cost the node a hash and us 64 characters.
 
@@ -85,21 +86,16 @@ def stats_sql(table_ref: str, key: str) -> str:
 
 
 def digest_sql(table_ref: str, schema: TableSchema, key_range: KeyRange) -> str:
-    """Count, key bounds and digest of one range (the whole table without a key).
+    """Count and digest of one range (the whole table without a key).
 
     The row texts come from a subquery so that each aggregate reads one column: kwild
     v0.9 refuses "multiple columns in aggregate function args" (v0.9.4
     `parse/analyze.go`).
     """
-    if schema.key:
-        key = schema.key[0]
-        inner = f"SELECT {key} AS k, {_row_text(schema)} AS r FROM {table_ref}"
-        inner += key_range.where(key)
-        bounds = ", min(k) AS lo, max(k) AS hi"
-    else:
-        inner, bounds = f"SELECT {_row_text(schema)} AS r FROM {table_ref}", ""
-    return (f"SELECT count(*) AS n{bounds}, encode(digest(format('%s', array_agg(r)), "
-            f"'sha256'), 'hex') AS d FROM ({inner}) AS s")
+    where = key_range.where(schema.key[0]) if schema.key else ""
+    inner = f"SELECT {_row_text(schema)} AS r FROM {table_ref}{where}"
+    return (f"SELECT count(*) AS n, encode(digest(format('%s', array_agg(r)), 'sha256'), "
+            f"'hex') AS d FROM ({inner}) AS s")
 
 
 def row_hashes_sql(table_ref: str, schema: TableSchema, key_range: KeyRange) -> str:
