@@ -131,7 +131,8 @@ class _Merge:
         self.lanes, self.health, self.settle_ms = lanes, health, settle_ms
         self.buffered: dict[str, _Entry] = {}
         self.released: dict[str, _Entry] = {}  # released, not yet settled for every index
-        self.heap: list[tuple[float, str]] = []  # released ids by time, to settle
+        self.heap: list[tuple[float, int, str]] = []  # released ids in log order, to settle
+        self.count = 0
         self.settled: OrderedDict[str, None] = OrderedDict()
 
     def live(self) -> list[_Lane]:
@@ -193,7 +194,8 @@ class _Merge:
         for entry in ready:
             del self.buffered[entry.tx.id]
             self.released[entry.tx.id] = entry
-            heapq.heappush(self.heap, (entry.key, entry.tx.id))
+            self.count += 1
+            heapq.heappush(self.heap, (entry.key, self.count, entry.tx.id))
         upto = ready[-1].key
         for lane in self.lanes:  # each index's own cursor moves past this time
             while lane.trail and lane.trail[0][0] <= upto:
@@ -204,7 +206,7 @@ class _Merge:
     def _settle(self, floor: float) -> None:
         """Report gaps for released items every live index has read far enough past."""
         while self.heap and (floor == math.inf or self.heap[0][0] + self.settle_ms < floor):
-            _, item_id = heapq.heappop(self.heap)
+            _, _, item_id = heapq.heappop(self.heap)
             entry = self.released.pop(item_id)
             for lane in self.lanes:
                 if lane.down is None and lane.rank not in entry.seen_by:
