@@ -90,9 +90,9 @@ def test_restore_and_follow_read_two_indexes_and_report_what_one_lacks(
             ArweaveGateway(graphql_url=liar_index, dialect="gateway", data_url=arlocal.url,
                            extra_indexes=[f"gateway {arlocal.url}/graphql"]).save(
                 "multi-gateway", overwrite=True)
-            params = {"node": "multi-node", "gateway": "multi-gateway",
-                      "ledger_path": str(tmp_path / "ledger.sqlite")}
-            restored = restore(WRITER.dbid, target, **params)
+            ledger = str(tmp_path / "ledger.sqlite")
+            restored = restore(WRITER.dbid, target, node="multi-node", gateway="multi-gateway",
+                               ledger_path=ledger)
             assert (restored["applied"], restored["quarantined"]) == (FIRST, {})
             assert restored["index_gaps"] == [{"item_id": x, "source": liar_index}
                                               for x in lost[:2]]
@@ -100,7 +100,8 @@ def test_restore_and_follow_read_two_indexes_and_report_what_one_lacks(
 
             put_on_arlocal(arlocal, items[FIRST:])
             wait_indexed(arlocal.url, WRITER.dbid, FIRST + MORE)
-            followed = follow(WRITER.dbid, target, **params)
+            followed = follow(WRITER.dbid, target, node="multi-node", gateway="multi-gateway",
+                              ledger_path=ledger)
             assert followed["applied"] == MORE and followed["quarantined"] == {}
             assert {g["item_id"] for g in followed["index_gaps"]} >= {lost[2]}
             assert {g["source"] for g in followed["index_gaps"]} == {liar_index}
