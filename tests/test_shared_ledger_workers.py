@@ -20,7 +20,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
@@ -214,20 +214,31 @@ def ledger_states(world: World, target: str) -> dict[str, int]:
     return {str(s): int(n) for s, n in rows}
 
 
+def interrupt_then_rerun(world: World, tmp: Path, target: str,
+                         interrupt: Callable[[UUID], None]) -> Any:
+    """A restore on worker A, interrupted once its intents are stored (mid-batch: the
+    results are not), then a rerun on worker B that must finish it exactly.
+    Returns A's run."""
+    first = submit(world, "restore", "shared-a", tmp, target=target, ledger=LEDGER_BLOCK)
+    wait_until(lambda: ledger_states(world, target).get("intended", 0) > 0, timeout=120,
+               what="intents of the first restore", interval=0.05)
+    interrupt(first)
+    assert ledger_states(world, target).get("done", 0) < FIRST
+    second = submit(world, "restore", "shared-b", tmp, target=target, ledger=LEDGER_BLOCK)
+    assert finish(world, second).state.is_completed()
+    world.assert_exact(target)
+    return read_run(world, first)
+
+
 @pytest.mark.arlocal
 @pytest.mark.timeout(400)
 def test_b_a_restore_killed_on_worker_a_is_finished_exactly_on_worker_b(
         world: World, tmp_path: Path) -> None:
-    target = world.target("counters_kill")
-    first = submit(world, "restore", "shared-a", tmp_path, target=target, ledger=LEDGER_BLOCK)
-    wait_until(lambda: ledger_states(world, target).get("intended", 0) > 0, timeout=120,
-               what="intents of the first restore", interval=0.05)
-    pid = int(str(read_run(world, first).infrastructure_pid).rsplit(":", 1)[-1])
-    os.kill(pid, signal.SIGKILL)  # mid-batch: intents stored, results not yet
-    assert ledger_states(world, target).get("done", 0) < FIRST
-    second = submit(world, "restore", "shared-b", tmp_path, target=target, ledger=LEDGER_BLOCK)
-    assert finish(world, second).state.is_completed()
-    world.assert_exact(target)
+    def kill(run_id: UUID) -> None:
+        os.kill(int(str(read_run(world, run_id).infrastructure_pid).rsplit(":", 1)[-1]),
+                signal.SIGKILL)
+
+    interrupt_then_rerun(world, tmp_path, world.target("counters_kill"), kill)
 
 
 @pytest.mark.arlocal
@@ -259,17 +270,13 @@ def test_c_two_workers_racing_on_one_pair_apply_once(world: World, tmp_path: Pat
 @pytest.mark.timeout(400)
 def test_d_postgresql_restarted_mid_run_then_a_rerun_is_exact(world: World,
                                                               tmp_path: Path) -> None:
-    target = world.target("counters_pg_restart")
-    first = submit(world, "restore", "shared-a", tmp_path, target=target, ledger=LEDGER_BLOCK)
-    wait_until(lambda: ledger_states(world, target).get("intended", 0) > 0, timeout=120,
-               what="intents of the first restore", interval=0.05)
-    world.postgres.restart()
-    run = finish(world, first)
-    if not run.state.is_completed():  # it fails cleanly, naming the ledger (seen every time)
-        assert "lost the ledger database" in (run.state.message or ""), run.state.message
-    second = submit(world, "restore", "shared-b", tmp_path, target=target, ledger=LEDGER_BLOCK)
-    assert finish(world, second).state.is_completed()
-    world.assert_exact(target)
+    def restart(run_id: UUID) -> None:
+        world.postgres.restart()
+        run = finish(world, run_id)
+        if not run.state.is_completed():  # it fails cleanly, naming the ledger (every time)
+            assert "lost the ledger database" in (run.state.message or ""), run.state.message
+
+    interrupt_then_rerun(world, tmp_path, world.target("counters_pg_restart"), restart)
 
 
 @pytest.mark.arlocal
