@@ -25,6 +25,7 @@ from flows.index_health import emit_index_health, index_health_rows
 from flows.ledger import check_fresh_ledger, open_run_ledger
 from kwil_sync.appliers import KwilApplier
 from kwil_sync.ledger import Ledger
+from kwil_sync.provenance import UntilHeight, parse_until_height
 from kwil_sync.replay import Replayer, ReplayReport
 from kwil_sync.sources import Start
 from kwil_sync.verify import TrustPolicy
@@ -113,10 +114,14 @@ def replay(original_dbid: str, target: str, *, key: str, title: str, node: str, 
     return report
 
 
-def parse_until(until: str | None) -> int | str | None:
-    """`until` as ms since the epoch (digits or an ISO 8601 time) or an action id."""
+def parse_until(until: str | None) -> int | str | UntilHeight | None:
+    """`until` as ms since the epoch (digits or an ISO 8601 time), a kwild block height
+    (`height:N`) or an action id."""
     if not until:
         return None
+    height = parse_until_height(until)
+    if height is not None:
+        return height
     if until.isdigit():
         return int(until)
     try:
@@ -169,6 +174,14 @@ def publish_report(report: ReplayReport, *, key: str, title: str) -> dict[str, A
              for reason, n in sorted(report.quarantined.items())]
     rows += [{"what": f"applied from {provider}", "count": n}
              for provider, n in sorted(report.by_provider.items())]
+    for provider, seen in report.provenance.to_dict().items():
+        if seen["tied"]:
+            rows.append({"what": f"tied to kwild transactions, {provider}: heights "
+                                 f"{seen['first_height']}-{seen['last_height']}, last tx "
+                                 f"{seen['last_tx_hash']}", "count": seen["tied"]})
+        if seen["untied"]:
+            rows.append({"what": f"untied (2023 save_action form, may include rolled-back "
+                                 f"actions), {provider}", "count": seen["untied"]})
     if report.missing_actions:
         rows.append({"what": "actions missing in the target: "
                              + ", ".join(sorted(report.missing_actions)), "count": 0})

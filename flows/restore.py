@@ -37,7 +37,8 @@ def restore(original_dbid: str, target: str, node: str = "kwil-sync-target",
         node: Name of the KwilNode block of the target provider.
         gateway: Name of the ArweaveGateway block the log is read from.
         trusted_providers: More provider addresses whose records are applied.
-        until: Stop at this time (ms since the epoch or ISO 8601) or action id.
+        until: Stop at this time (ms since the epoch or ISO 8601), after the records
+            committed at or below a kwild block height (`height:N`), or at an action id.
         dry_run: Plan only: count records, bytes, signers and missing actions.
         batch_size: Most records per chunk (read, fetched and applied as one task run
             each); a chunk holds at most this many documents in memory.

@@ -4,7 +4,8 @@ Reads four places, each optional: the ledger (applied, failed, pending, quaranti
 each provider's last sequence), the follow cursors kept as Prefect Variables (how far
 behind the log each target is, in seconds), the newest `kwil-sync.follow.polled` event
 of each pair (when it last polled and what it left behind), and the shim's outbox
-(records not yet uploaded), asked over gRPC.
+(records not yet uploaded, untied records, tied calls waiting, unconfirmed or voided), asked
+over gRPC.
 """
 
 from __future__ import annotations
@@ -111,7 +112,26 @@ def _outbox(address: str | None) -> tuple[list[dict[str, Any]], str | None]:
         return [], f"shim at {address} not reachable: {exc}"
     return [{"database": c.original_dbid, "provider": c.provider, "pending": c.pending,
              "uploaded": c.uploaded, "sequence": c.sequence,
-             "last_uploaded": c.last_uploaded_id} for c in chains], None
+             "last_uploaded": c.last_uploaded_id, "untied": c.untied, "waiting": c.waiting,
+             "unconfirmed": c.unconfirmed, "voided": c.voided} for c in chains], None
+
+
+def _outbox_warnings(outbox: list[dict[str, Any]]) -> list[str]:
+    """Untied records (published even if rolled back) and unconfirmed calls, per database."""
+    warnings = []
+    for row in outbox:
+        if row["untied"]:
+            warnings.append(
+                f"{row['untied']} record(s) of {row['database']} are untied (the 2023 "
+                "save_action form): they are published even when their transaction rolls "
+                "back; call db_sync.save_action_tx(@txid, @height, ...) instead "
+                "(docs/SHIM.md, Commit-tied capture)")
+        if row["unconfirmed"]:
+            warnings.append(
+                f"{row['unconfirmed']} tied call(s) of {row['database']} are unconfirmed: the "
+                "node does not know their transaction; they are not uploaded unless it "
+                "reports code 0 (check that the shim's --kwil-url is the node kwild runs)")
+    return warnings
 
 
 def collect_status(*, ledger: str | None = None, ledger_block: str | None = None,
@@ -142,7 +162,9 @@ def collect_status(*, ledger: str | None = None, ledger_block: str | None = None
     cursors, cursor_error = _cursors()
     polls, polls_error = _polls() if cursor_error is None else ([], None)
     outbox, outbox_error = _outbox(shim)
+    warnings = _outbox_warnings(outbox)
     errors = [e for e in (ledger_error, cursor_error, polls_error, outbox_error) if e]
+    errors += warnings
     return {"ledger": redact_url(location), "targets": targets, "follow": cursors,
             "polls": polls, "outbox": outbox, "errors": errors}
 

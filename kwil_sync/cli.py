@@ -74,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("restore", help="replay a database's log onto a provider")
     _restore_args(p)
-    p.add_argument("--until", help="stop at this timestamp (ms since epoch) or action id")
+    p.add_argument("--until", help="stop at this timestamp (ms since epoch), kwild block "
+                   "height (height:N) or action id")
     p.add_argument("--dry-run", action="store_true",
                    help="plan only: count records, bytes, signers, schema gaps; apply nothing")
 

@@ -12,7 +12,8 @@ and verified in a second thread (and the pager has the page after that on its wa
 one waiting at most. At most three chunks and the records held behind a sequence gap
 are in memory: `batch_size` x the document size limit bounds what a chunk can hold.
 
-- restore: from the beginning (or a `Start`), optionally `until` a timestamp (ms) or
+- restore: from the beginning (or a `Start`), optionally `until` a timestamp (ms), a
+  kwild block height (`UntilHeight`, version 3 records of the provider's chain) or
   an action id; at the end of the log, records still behind a gap are quarantined.
 - follow: from `follow_start(last position)`, i.e. a look-back window, skipping the
   local provider's own records; records behind a gap stay held and `report.resume`
@@ -38,6 +39,7 @@ from kwil_sync.arweave.graphql_queries import Page, TxRecord
 from kwil_sync.ledger import Ledger
 from kwil_sync.ordering import Gap, Released, Sequencer
 from kwil_sync.proofs import ItemProver
+from kwil_sync.provenance import ProvenanceTally, UntilHeight, first_past_height
 from kwil_sync.records import MAX_DOCUMENT_BYTES
 from kwil_sync.replay_recovery import Recovery
 from kwil_sync.replay_steps import (
@@ -106,6 +108,7 @@ class ReplayReport:
     last: Position | None = None
     resume: Position | None = None  # None: nothing read, keep the previous position
     reached_until: bool = False
+    provenance: ProvenanceTally = field(default_factory=ProvenanceTally)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able data (refusals capped at 100) for artifacts and `--json`."""
@@ -118,6 +121,8 @@ class ReplayReport:
                 value = sorted(value)
             elif isinstance(value, list):
                 value = [asdict(v) for v in value[:100]]
+            elif isinstance(value, ProvenanceTally):
+                value = value.to_dict()
             elif value is not None and is_dataclass(value):
                 value = asdict(value)  # type: ignore[arg-type]
             data[f.name] = value
@@ -164,14 +169,15 @@ class Replayer:
     def __repr__(self) -> str:
         return f"Replayer(target={self.target!r}, database={self.policy.original_dbid!r})"
 
-    def run(self, start: Start | None = None, *, until: int | str | None = None,
+    def run(self, start: Start | None = None, *, until: int | str | UntilHeight | None = None,
             dry_run: bool = False, follow: bool = False,
             skip_provider: str | None = None) -> ReplayReport:
         """Read from `start`, apply in order, and report.
 
         Args:
             start: Where to begin (default: the beginning of the log).
-            until: Stop after this timestamp (ms, inclusive) or this action id.
+            until: Stop after this timestamp (ms, inclusive), this action id, or the
+                records committed at or below this kwild height (`UntilHeight`).
             dry_run: Plan only: apply nothing, write nothing.
             follow: Keep gap-held records for the next run instead of quarantining them.
             skip_provider: Skip this provider's records (follow: the local provider).
@@ -183,6 +189,7 @@ class Replayer:
         """
         run = _Run(self, ReplayReport(self.target, dry_run), dry_run, skip_provider,
                    until if isinstance(until, str) else None)
+        run.until_height = until if isinstance(until, UntilHeight) else None
         if not dry_run:
             run.report.recovery = self.step("recover", self.applier.recover, self.ledger,
                                             self.target)
@@ -256,6 +263,7 @@ class _Run:
                  skip_provider: str | None, until_id: str | None) -> None:
         self.r, self.report, self.dry_run, self.skip = replayer, report, dry_run, skip_provider
         self.until_id = until_id
+        self.until_height: UntilHeight | None = None
         ledger, target = replayer.ledger, replayer.target
         self.schema: dict[str, ActionParams] = {}
         self.where: dict[str, Position] = {}
@@ -289,6 +297,13 @@ class _Run:
                         if tag == self.until_id and (tag in known or tx.id in verified)), None)
             if cut is not None:  # judge nothing past it
                 kept = {tx.id for tx in records[:cut + 1]}
+                checked = self._verify([f for f in fetched if f.tx.id in kept])
+        elif self.until_height is not None:
+            past = first_past_height([tx.id for tx in records], checked.accepted,
+                                     self.until_height)
+            if past is not None:  # stop before the first record above the height
+                cut = past - 1
+                kept = {tx.id for tx in records[:past]}
                 checked = self._verify([f for f in fetched if f.tx.id in kept])
         read = tags if cut is None else tags[:cut + 1]
         checked.known = sum(1 for tag in read if tag in known)
@@ -371,6 +386,7 @@ class _Run:
             if result.code == 0 and result.height is not None:
                 self.report.applied += 1
                 self.report.by_provider[by_id[result.action_id].provider_address] += 1
+                self.report.provenance.add(by_id[result.action_id])
             else:
                 self.report.failed += 1
                 x = by_id[result.action_id]
