@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import cast
 
 from kwil_sync.appliers import (
     ActionApplier,
@@ -20,12 +21,11 @@ from kwil_sync.appliers import (
     PlannedCall,
     plan_call,
 )
-from kwil_sync.arweave.ans104 import DataItem
 from kwil_sync.arweave.data import DocumentNotFound, DocumentTooLarge
 from kwil_sync.arweave.graphql_queries import Page, TxRecord
-from kwil_sync.arweave.signers import b64url
 from kwil_sync.kwil.pipeline import SignedTx
 from kwil_sync.ledger import Ledger
+from kwil_sync.proof_checks import UNPROVEN, Unproven, judge_unproven
 from kwil_sync.proofs import ItemProver
 from kwil_sync.records import MAX_DOCUMENT_BYTES, RecordError, SyncRecord
 from kwil_sync.sources import DocumentFetcher, RecordSource, Start
@@ -164,57 +164,23 @@ def verify_batch(fetched: Sequence[Fetched], policy: TrustPolicy, *,
     return checked
 
 
-UNPROVEN = "item-signature-unverifiable"
-
-
 def _prove_from_bytes(outcomes: list[tuple[SyncRecord, Verdict] | Refused],
                       fetched: Sequence[Fetched], policy: TrustPolicy,
                       prover: ItemProver | None, checked: Checked) -> None:
-    """Re-judge, in place, the records the rows could not prove: on the raw item's
-    bytes where the prover finds them, else on the index's word if the policy allows."""
-    todo = [i for i, o in enumerate(outcomes) if not isinstance(o, Refused)
-            and o[1].reason == UNPROVEN]
-    if not todo:
-        return
-    rows = {f.tx.id: f for f in fetched}
-    proofs = prover.prove_many([rows[_record(outcomes[i]).tx_id].tx for i in todo]) \
-        if prover is not None else {}
+    """Re-judge, in place, the records their rows could not prove (`proof_checks`)."""
+    documents = {f.tx.id: (f.tx, f.data) for f in fetched}
+    todo = [i for i, o in enumerate(outcomes)
+            if not isinstance(o, Refused) and o[1].reason == UNPROVEN]
+    items = []
     for i in todo:
-        record = _record(outcomes[i])
-        item, fetched_row = proofs.get(record.tx_id), rows[record.tx_id]
-        if isinstance(item, DataItem):
-            proven = _proven_row(fetched_row.tx, item)
-            assert fetched_row.data is not None
-            again = SyncRecord.from_parts(proven, fetched_row.data)
-            verdict = verify_record(again, proven, replace(policy, allow_unverified_legacy=False))
-            outcomes[i] = (again, verdict)
-            checked.proven_from_bytes += verdict.ok
-            continue
-        why = f"; its bytes: {item}" if item is not None else ""
-        if policy.allow_unverified_legacy:
-            verdict = verify_record(record, fetched_row.tx, policy)
-            checked.unverified_legacy += verdict.ok
-        else:
-            old = _verdict(outcomes[i])
-            verdict = Verdict(False, old.reason, old.signer, old.message + why)
-        outcomes[i] = (record, verdict)
-
-
-def _record(outcome: tuple[SyncRecord, Verdict] | Refused) -> SyncRecord:
-    assert not isinstance(outcome, Refused)
-    return outcome[0]
-
-
-def _verdict(outcome: tuple[SyncRecord, Verdict] | Refused) -> Verdict:
-    assert not isinstance(outcome, Refused)
-    return outcome[1]
-
-
-def _proven_row(tx: TxRecord, item: DataItem) -> TxRecord:
-    """The row with the item's own proof (owner key, signature, anchor, target); its
-    tags and document stay the index's and the gateway's, so a lie fails the check."""
-    return replace(tx, owner_key=item.owner, signature=item.signature, anchor=item.anchor,
-                   target=b64url(item.target) if item.target else None)
+        record, verdict = cast(tuple[SyncRecord, Verdict], outcomes[i])
+        row, data = documents[record.tx_id]
+        items.append(Unproven(record, row, data or b"", verdict))
+    judged = judge_unproven(items, policy, prover)
+    for i, outcome in zip(todo, judged.outcomes, strict=True):
+        outcomes[i] = outcome
+    checked.proven_from_bytes += judged.proven_from_bytes
+    checked.unverified_legacy += judged.unverified_legacy
 
 
 def _refusal(item: Fetched, max_bytes: int) -> Refused | None:
