@@ -2,9 +2,9 @@
 batch), each quarantined record with its reason, sequence gaps held or timed out, each
 follow poll's lag, and records uploaded.
 
-Every event's resource is the (database, target) pair, `kwil-sync.pair.<dbid>.<target>`
-(or `kwil-sync.database.<dbid>` for uploads); emitted inside a flow or task run,
-Prefect relates it to that run. Events (payload in brackets):
+Every replay event's resource is the (database, target) pair,
+`kwil-sync.pair.<dbid>.<target>` (uploads: the shim drained); emitted inside a flow or
+task run, Prefect relates it to that run. Events (payload in brackets):
 
 - `kwil-sync.records.applied`: after each apply batch (applied, failed, total_applied);
 - `kwil-sync.record.quarantined`: each refused record, up to 100 a run, then one
@@ -13,7 +13,8 @@ Prefect relates it to that run. Events (payload in brackets):
   quarantined (provider, expected, held_from, held);
 - `kwil-sync.gap.held`: a gap still holds records when the run ends (the same);
 - `kwil-sync.follow.polled`: each follow poll (lag_seconds, records_behind, applied);
-- `kwil-sync.records.uploaded`: each upload batch (uploaded, provider).
+- `kwil-sync.records.uploaded`: each upload batch, on resource `kwil-sync.shim.<address>`
+  (uploaded, already_there, confirmed, voided, waiting, unconfirmed).
 """
 
 from __future__ import annotations
@@ -97,13 +98,13 @@ def emit_follow_polled(original_dbid: str, target: str, report: ReplayReport) ->
                                         if oldest_ms is not None else 0.0)})
 
 
-def emit_uploaded(original_dbid: str, provider: str, uploaded: int) -> None:
-    """One event per upload batch."""
+def emit_uploaded(shim_address: str, batch: int, counts: dict[str, int]) -> None:
+    """One event per upload batch, on the shim it drained: uploaded, already there, and
+    the tied calls confirmed, voided, waiting and unconfirmed."""
     emit_event(event=f"{EVENT_PREFIX}.records.uploaded",
-               resource={"prefect.resource.id": f"{EVENT_PREFIX}.database.{original_dbid}",
-                         "prefect.resource.name": short(original_dbid),
-                         "kwil-sync.database": original_dbid},
-               payload={"uploaded": uploaded, "provider": provider})
+               resource={"prefect.resource.id": f"{EVENT_PREFIX}.shim.{shim_address}",
+                         "prefect.resource.name": f"shim {shim_address}"},
+               payload={"batch": batch, **counts})
 
 
 def read_events(prefix: str = f"{EVENT_PREFIX}.", *, limit: int = 50,

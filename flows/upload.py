@@ -23,6 +23,7 @@ from prefect.runtime import flow_run
 
 from blocks.arweave import Bundler
 from blocks.shim import SyncShim
+from flows.events import emit_uploaded
 from tasks.upload import upload_batch
 
 __all__ = ["upload"]
@@ -70,6 +71,10 @@ def upload(shim_address: str | None = None, shim_block: str = "kwil-sync-shim",
         confirmed += result.confirmed
         voided += result.voided
         waiting, unconfirmed = result.waiting, result.unconfirmed  # as of the last pass
+        emit_uploaded(address, batches, {
+            "uploaded": result.uploaded, "already_there": result.already_there,
+            "confirmed": result.confirmed, "voided": result.voided,
+            "waiting": result.waiting, "unconfirmed": result.unconfirmed})
         if result.node_error:
             logger.warning("%s", result.node_error)
         if result.uploaded == 0 or remaining == 0:

@@ -12,8 +12,10 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from prefect.testing.utilities import prefect_test_harness
 from test_tied_capture import start_world
 
+from flows.events import read_events
 from kwil_sync.arweave.graphql import GraphQLPager
 from kwil_sync.testing.bundler import BundlerStandIn
+from kwil_sync.testing.procs import wait_until
 
 pytestmark = pytest.mark.prefect
 
@@ -47,6 +49,16 @@ def test_the_upload_flow_publishes_committed_actions_and_counts_the_voided(
             [artifact] = client.read_artifacts(artifact_filter=ArtifactFilter(
                 key=ArtifactFilterKey(any_=["kwil-sync-upload"])), limit=1)
         assert '"voided": 1' in str(artifact.data) or "'voided': 1" in str(artifact.data)
+        batches: list[dict[str, object]] = []
+
+        def all_batches_seen() -> bool:  # one kwil-sync.records.uploaded event a batch
+            batches[:] = [e["payload"] for e in read_events("kwil-sync.records.uploaded")
+                          if e["resource"]["prefect.resource.id"]
+                          == f"kwil-sync.shim.{world.shim.address}"]
+            return sum(int(str(b["uploaded"])) for b in batches) == 7
+
+        wait_until(all_batches_seen, timeout=60, what="the upload events", interval=0.5)
+        assert sum(int(str(b["voided"])) for b in batches) == 1
     finally:
         bundler.stop()
         world.client.close()
