@@ -15,8 +15,10 @@ What it started is stopped on exit (Ctrl-C too) unless `--keep` is given.
 
 `--json` adds to the counts: `rolled_back_saved` (save_action calls made for
 transactions that did not commit, voided in the outbox), `rolled_back_published`
-(records of those on the bundler: must be 0) and `untied` (records of the 2023
-`save_action` form: 0 here).
+(records of those on the bundler: must be 0), `untied` (records of the 2023
+`save_action` form: 0 here), `events` (kwil-sync events the Prefect server received)
+and `automation_fired` (the quarantine automation the demo creates fired on the forged
+record).
 """
 
 from __future__ import annotations
@@ -74,6 +76,7 @@ def run_demo(*, actions: int, follow_actions: int, as_json: bool, keep: bool,
             _configure(demo)
             _write_restore_follow(demo, actions, follow_actions)
             _forge(demo)
+            _events(demo)
         demo.results["seconds"] = round(time.monotonic() - started, 1)
         _summary(demo)
     except KeyboardInterrupt:
@@ -81,9 +84,11 @@ def run_demo(*, actions: int, follow_actions: int, as_json: bool, keep: bool,
         return 130
     finally:
         if keep:
-            pids = " ".join(str(p.pid) for p in demo.stack.processes.values())
-            console.print(f"[bold]--keep[/bold]: services still running (logs in {root}/logs); "
-                          f"stop them with: kill {pids}")
+            pids = demo.stack.pids()
+            console.print(f"[bold]--keep[/bold]: services still running (logs in {root}/logs): "
+                          + ", ".join(f"{name} {pid}" for name, pid in pids.items()))
+            console.print("stop them (each with its children) with: kill -- "
+                          + " ".join(f"-{pid}" for pid in pids.values()))
         else:
             with console.status("stopping what the demo started"):
                 demo.stack.stop()
@@ -122,6 +127,7 @@ def _configure(demo: Demo) -> None:
     from blocks.arweave import ArweaveGateway, Bundler
     from blocks.kwil import KwilNode
     from blocks.shim import SyncShim
+    from flows.automations import create_automations
     from kwil_sync.testing.workload import messages_schema
 
     stack, urls = demo.stack, demo.urls
@@ -142,6 +148,8 @@ def _configure(demo: Demo) -> None:
                                     "--restore-parameter", "skip_own=true",
                                     "--kwil-version", "v0.9", "--batch-interval-ms", "500"]))
     SyncShim(address=urls["shim"]).save("kwil-sync-shim", overwrite=True)
+    _step(demo, "automations: follow stalled (10 min), record quarantined",
+          lambda: create_automations(stall_minutes=10))
     _step(demo, "deployments served (restore, follow, upload, backfill)",
           lambda: stack.start_serve("--upload-interval", "10"))
     port_a = int(urls["node_a"].rsplit(":", 1)[1])
@@ -169,11 +177,13 @@ def _write_restore_follow(demo: Demo, actions: int, follow_actions: int) -> None
         _rolled_back(demo, failed.tx_hash)
         params = {"original_dbid": demo.db_a, "target": demo.db_b, "node": "node-b",
                   "gateway": "kwil-sync-gateway"}
-        _run_flow(demo, "kwil-sync-restore/restore", params, "Restoring onto B")
+        _run_flow(demo, "kwil-sync-restore/restore", params, "Restoring onto B",
+                  expect=demo.results["saved"])
         demo.results["restored"] = _ledger_done(demo)
         _write(demo, workload, follow_actions, "Writing more on A")
         _wait_uploaded(demo, demo.results["saved"] + follow_actions)
-        _run_flow(demo, "kwil-sync-follow/follow", params, "One follow run onto B")
+        _run_flow(demo, "kwil-sync-follow/follow", params, "One follow run onto B",
+                  expect=follow_actions)
         demo.results["follow_applied"] = _ledger_done(demo) - demo.results["restored"]
         demo.results["saved"] += follow_actions
         rows_a = standin_call(demo.urls["node_a"], "rows", target=demo.db_a, sql=ROWS)["rows"]
@@ -233,21 +243,26 @@ def _wait_uploaded(demo: Demo, total: int, timeout: float = 300) -> None:
 
 
 def _run_flow(demo: Demo, deployment: str, params: dict[str, Any], title: str,
-              timeout: float = 600) -> None:
+              timeout: float = 600, expect: int = 1) -> None:
+    """Run a deployment and wait; the bar counts records applied (the ledger's done
+    count, read while the run writes it) of the `expect` records the log holds for it."""
     from prefect.client.orchestration import get_client
     from prefect.deployments import run_deployment
 
+    before = _ledger_done(demo)
     run: Any = run_deployment(deployment, parameters=params, timeout=0)
     deadline = time.monotonic() + timeout
     with _bar(demo) as bar, get_client(sync_client=True) as client:
-        task = bar.add_task(f"{title} (flow run {run.name})", total=None)
+        task = bar.add_task(f"{title} ({run.name})", total=expect)
         while time.monotonic() < deadline:
-            state = client.read_flow_run(run.id).state
+            run = client.read_flow_run(run.id)  # named by the flow once it starts
+            state = run.state
+            bar.update(task, completed=min(expect, _ledger_done(demo) - before),
+                       description=f"{title} ({run.name}: "
+                                   f"{state.name if state else 'pending'})")
             if state is not None and state.is_final():
                 break
-            bar.update(task, description=f"{title} (flow run {run.name}: "
-                                         f"{state.name if state else 'pending'})")
-            time.sleep(1)
+            time.sleep(0.5)
     if state is None or not state.is_completed():
         raise RuntimeError(f"{deployment} run {run.name} ended {state}; see "
                            f"{demo.urls['ui']}/runs/flow-run/{run.id}")
@@ -257,7 +272,7 @@ def _run_flow(demo: Demo, deployment: str, params: dict[str, Any], title: str,
 def _ledger_done(demo: Demo) -> int:
     from kwil_sync.ledger import Ledger
 
-    ledger = Ledger(demo.stack.root / "state" / "ledger.sqlite")
+    ledger = Ledger(demo.stack.root / "state" / "ledger.sqlite")  # readers never block (WAL)
     try:
         counts = ledger.counts(f"kwil-demo-b/{demo.db_b}")
         demo.results["quarantined"] = counts.quarantined
@@ -282,11 +297,43 @@ def _forge(demo: Demo) -> None:
     IrysUploader(demo.urls["bundler"]).upload([forged])
     params = {"original_dbid": demo.db_a, "target": demo.db_b, "node": "node-b",
               "gateway": "kwil-sync-gateway"}
-    _run_flow(demo, "kwil-sync-follow/follow", params, "Follow run with a forged record")
+    _run_flow(demo, "kwil-sync-follow/follow", params, "Follow run with a forged record",
+              expect=0)
     _ledger_done(demo)
     rows = standin_call(demo.urls["node_b"], "rows", target=demo.db_b,
                         sql=f"SELECT id FROM messages WHERE id = {FORGED_ID}")["rows"]
     demo.results["forged_applied"] = len(rows)
+
+
+def _events(demo: Demo, timeout: float = 60) -> None:
+    """Count the kwil-sync events the server received, and wait for the quarantine
+    automation to fire on the forged record."""
+    from flows.automations import QUARANTINE_AUTOMATION
+    from flows.events import read_events
+
+    def fired() -> bool:
+        return any(e["resource"].get("prefect.resource.name") == QUARANTINE_AUTOMATION
+                   for e in read_events("prefect.automation.triggered"))
+
+    deadline = time.monotonic() + timeout
+    with demo.console.status("the quarantine automation firing on the forged record"):
+        while not (done := fired()) and time.monotonic() < deadline:
+            time.sleep(1)
+    demo.results["automation_fired"] = done
+    demo.results["events"] = _count_events()
+    demo.console.print(f"[green]✓[/green] {demo.results['events']} kwil-sync events on the "
+                       f"server; quarantine automation fired: {done}")
+
+
+def _count_events() -> int:
+    """kwil-sync events on the server (paged through the API, 50 a page)."""
+    import httpx
+    from prefect.settings import get_current_settings
+
+    api = str(get_current_settings().api.url)
+    page = httpx.post(f"{api}/events/filter", timeout=15, json={
+        "filter": {"event": {"prefix": ["kwil-sync."]}}, "limit": 50}).json()
+    return int(page.get("total", len(page.get("events", []))))
 
 
 def _summary(demo: Demo) -> None:
@@ -303,6 +350,8 @@ def _summary(demo: Demo) -> None:
                         "rolled_back_saved"),
                        ("... of which published", "rolled_back_published"),
                        ("untied records (2023 save_action form)", "untied"),
+                       ("kwil-sync events on the Prefect server", "events"),
+                       ("quarantine automation fired", "automation_fired"),
                        ("rows on A / on B", None), ("B equals A", "state_equal"),
                        ("seconds", "seconds")]:
         value = f"{r.get('rows_a')} / {r.get('rows_b')}" if key is None else r.get(key)

@@ -142,6 +142,14 @@ class LocalStack:
             out.write(private_key_hex)
         return path
 
+    def pids(self) -> dict[str, int]:
+        """Every service this stack started (arlocal included), name -> pid. Each runs in
+        a process group of its own, so `kill -- -PID` stops it with its children."""
+        pids = {name: p.pid for name, p in self.processes.items() if p.poll() is None}
+        if self.arlocal is not None and self.arlocal.process.poll() is None:
+            pids["arlocal"] = self.arlocal.process.pid
+        return pids
+
     def stop(self) -> None:
         """Stop every process by its pid, newest first."""
         for process in reversed(list(self.processes.values())):
