@@ -52,10 +52,10 @@ def _settle(database: str, blocks: tuple[KwilNode, KwilNode], replica_target: st
             settle_seconds: float) -> tuple[Settle, Any]:
     """The source's published point from the index, the replica's from its ledger."""
     provider = blocks[0].get_signer().address.lower()
-    store = open_run_ledger(ledger, ledger_path)
     key = f"{blocks[1].resolve_chain_id()}/{replica_target}"  # the key replay writes under
     arweave = cast(ArweaveGateway, ArweaveGateway.load(gateway))
     lookback_ms = KwilSyncSettings().follow_lookback_seconds * 1000
+    store = open_run_ledger(ledger, ledger_path)  # last: nothing left open if above fails
 
     def replica_position() -> LogPoint:
         return LogPoint(store.sequence_start(key)).only({provider})
