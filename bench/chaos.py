@@ -282,7 +282,7 @@ def shim_outbox(bench: Bench, name: str, count: int) -> Iterator[tuple[str, str,
     yields (address, original dbid, item ids)."""
     from pydantic import SecretStr
 
-    from shim.client import ShimClient
+    from kwil_sync.shim_client import ShimClient
     from shim.config import ShimConfig
     from shim.server import start_shim
 

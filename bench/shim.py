@@ -51,10 +51,10 @@ from kwil_sync.arweave.ans104 import EthereumSigner
 from kwil_sync.arweave.graphql import GraphQLPager
 from kwil_sync.arweave.uploaders import IrysUploader
 from kwil_sync.kwil import dbid
+from kwil_sync.shim_client import ShimClient
 from kwil_sync.testing.kwil_node import ActionDef, Schema
 from kwil_sync.testing.procs import free_port, stop_process, wait_until
 from proto import extension_pb2, extension_pb2_grpc
-from shim.client import ShimClient
 
 if TYPE_CHECKING:
     from prefect.deployments.runner import RunnerDeployment

@@ -6,7 +6,7 @@ from prefect.blocks.core import Block
 from pydantic import Field
 
 from blocks.links import DOCS_URL, LOGO_URL
-from shim.client import ShimClient
+from kwil_sync.shim_client import ShimClient
 
 
 class SyncShim(Block):

@@ -197,7 +197,7 @@ def _write_restore_follow(demo: Demo, actions: int, follow_actions: int) -> None
 def _rolled_back(demo: Demo, tx_hash: str, timeout: float = 120) -> None:
     """Wait until the shim voided the failed transaction's call; count what was published."""
     from kwil_sync.arweave.graphql import GraphQLPager
-    from shim.client import ShimClient
+    from kwil_sync.shim_client import ShimClient
 
     deadline = time.monotonic() + timeout
     with ShimClient(demo.urls["shim"]) as shim:

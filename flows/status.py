@@ -103,7 +103,7 @@ def _records_behind(cursor: dict[str, Any], limit: int = 10_000) -> int | str | 
 def _outbox(address: str | None) -> tuple[list[dict[str, Any]], str | None]:
     if not address:
         return [], None
-    from shim.client import ShimClient
+    from kwil_sync.shim_client import ShimClient
 
     try:
         with ShimClient(address, timeout=5) as shim:

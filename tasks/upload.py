@@ -25,7 +25,7 @@ from prefect.tasks import exponential_backoff
 
 from kwil_sync.arweave.ans104 import DataItem
 from kwil_sync.arweave.uploaders import PaymentRequired, Uploader, UploadError, UploadReceipt
-from shim.client import ShimClient
+from kwil_sync.shim_client import ShimClient
 
 __all__ = ["BatchResult", "OutboxCorrupted", "upload_batch", "upload_pending"]
 

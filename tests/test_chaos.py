@@ -325,7 +325,7 @@ class Outbox:
 def outbox(target: Target, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Outbox]:
     from pydantic import SecretStr
 
-    from shim.client import ShimClient
+    from kwil_sync.shim_client import ShimClient
     from shim.config import ShimConfig
     from shim.server import start_shim
 
@@ -354,7 +354,7 @@ def on_bundler(bundler: BundlerStandIn, original_dbid: str) -> list[str]:
 
 
 def assert_uploaded_once(bundler: BundlerStandIn, outbox: Outbox) -> dict[str, Any]:
-    from shim.client import ShimClient
+    from kwil_sync.shim_client import ShimClient
 
     held = on_bundler(bundler, outbox.original_dbid)
     with ShimClient(outbox.address) as client:

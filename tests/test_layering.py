@@ -1,5 +1,7 @@
-"""The house rule: the core (`kwil_sync`) never imports Prefect."""
+"""The house rules: the core (`kwil_sync`) never imports Prefect, and no layer but the
+command line imports the shim server's package (its client lives in the core)."""
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -21,3 +23,17 @@ def test_kwil_sync_never_imports_prefect():
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_only_the_command_line_imports_the_shim_server():
+    importers = []
+    for folder in ("kwil_sync", "blocks", "tasks", "flows", "deployments"):
+        for path in (ROOT / folder).rglob("*.py"):
+            if path == ROOT / "kwil_sync" / "cli.py":  # `kwil-sync shim` runs it
+                continue
+            for node in ast.walk(ast.parse(path.read_text())):
+                names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                         else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+                if any(n == "shim" or n.startswith("shim.") for n in names):
+                    importers.append(str(path.relative_to(ROOT)))
+    assert importers == []

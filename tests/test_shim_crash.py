@@ -24,12 +24,12 @@ from kwil_sync.arweave.gateway import GatewayUnavailable
 from kwil_sync.arweave.graphql import GraphQLPager
 from kwil_sync.arweave.uploaders import IrysUploader
 from kwil_sync.kwil import dbid
+from kwil_sync.shim_client import ShimClient
 from kwil_sync.testing.arlocal import Arlocal
 from kwil_sync.testing.bundler import BundlerStandIn
 from kwil_sync.testing.kwil_node import ActionDef, KwilNodeStandIn, Schema
 from kwil_sync.testing.procs import free_port, stop_process, wait_until
 from proto import extension_pb2, extension_pb2_grpc
-from shim.client import ShimClient
 from shim.config import KEY_ENV
 from tasks.upload import upload_pending
 

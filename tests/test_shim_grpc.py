@@ -17,9 +17,9 @@ from pydantic import SecretStr
 from kwil_sync.arweave.ans104 import DataItem
 from kwil_sync.kwil import dbid
 from kwil_sync.records import MAX_DOCUMENT_BYTES, SyncRecord, action_id
+from kwil_sync.shim_client import ShimClient
 from kwil_sync.testing.kwil_node import ActionDef, KwilNodeStandIn, Schema
 from proto import dbsync_pb2, dbsync_pb2_grpc, extension_pb2, extension_pb2_grpc
-from shim.client import ShimClient
 from shim.config import ShimConfig
 from shim.server import RunningShim, start_shim
 

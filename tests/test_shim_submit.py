@@ -132,9 +132,9 @@ def test_the_shim_keeps_answering_when_prefect_is_unreachable(tmp_path, caplog) 
     from prefect.settings import PREFECT_API_URL, PREFECT_CLIENT_MAX_RETRIES, temporary_settings
     from pydantic import SecretStr
 
+    from kwil_sync.shim_client import ShimClient
     from kwil_sync.testing.kwil_node import ActionDef, KwilNodeStandIn, Schema
     from kwil_sync.testing.procs import free_port
-    from shim.client import ShimClient
     from shim.config import ShimConfig
     from shim.server import start_shim
 

@@ -15,10 +15,10 @@ from kwil_sync.arweave.ans104 import DataItem
 from kwil_sync.ethkeys import EthereumKey
 from kwil_sync.kwil.client import KwilClient
 from kwil_sync.records import SyncRecord
+from kwil_sync.shim_client import ShimClient
 from kwil_sync.testing.kwil_node import KwilNodeStandIn
 from kwil_sync.testing.procs import free_port
 from kwil_sync.testing.workload import MessagesWorkload, messages_schema
-from shim.client import ShimClient
 
 USER = "3c1f7d0e9b8a7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d"
 T = TypeVar("T")

@@ -19,10 +19,10 @@ from kwil_sync.records import (
     canonical_text,
     tied_action_id,
 )
+from kwil_sync.shim_client import ShimClient
 from kwil_sync.testing.kwil_node import KwilNodeStandIn
 from kwil_sync.testing.workload import MessagesWorkload, SyncedCall, messages_schema
 from kwil_sync.verify import TrustPolicy, verify_record
-from shim.client import ShimClient
 from shim.config import ShimConfig
 from shim.server import start_shim
 

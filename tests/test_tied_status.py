@@ -9,9 +9,9 @@ from pydantic import SecretStr
 
 from flows.status import collect_status
 from kwil_sync.ethkeys import EthereumKey
+from kwil_sync.shim_client import ShimClient
 from kwil_sync.testing.kwil_node import KwilNodeStandIn
 from kwil_sync.testing.workload import messages_schema
-from shim.client import ShimClient
 from shim.config import ShimConfig
 from shim.server import start_shim
 

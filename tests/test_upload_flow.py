@@ -27,11 +27,11 @@ from prefect.testing.utilities import prefect_test_harness
 from pydantic import SecretStr
 
 from kwil_sync.arweave.graphql import GraphQLPager
+from kwil_sync.shim_client import ShimClient
 from kwil_sync.testing.bundler import BundlerStandIn
 from kwil_sync.testing.kwil_node import ActionDef, KwilNodeStandIn, Schema
 from kwil_sync.testing.procs import wait_until
 from proto import extension_pb2, extension_pb2_grpc
-from shim.client import ShimClient
 from shim.config import ShimConfig
 from shim.server import start_shim
 
