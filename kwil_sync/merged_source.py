@@ -61,7 +61,8 @@ class _Lane:
     done: bool = False
     down: str | None = None
     cursor: str | None = None  # the index's cursor past the last released time
-    trail: deque[tuple[float, str]] = field(default_factory=deque)  # read, not yet passed
+    trail: deque[tuple[float, str, int | None]] = field(default_factory=deque)  # not passed
+    height: int | None = None  # the block height this index has passed (gateways)
 
 
 @dataclass
@@ -173,7 +174,7 @@ class _Merge:
     def _take(self, lane: _Lane, tx: TxRecord, position: int) -> None:
         key = _key(tx)
         lane.frontier = max(lane.frontier, key)
-        lane.trail.append((key, tx.cursor))
+        lane.trail.append((key, tx.cursor, tx.height))
         if tx.id in self.settled:
             return
         entry = self.buffered.get(tx.id)
@@ -196,11 +197,18 @@ class _Merge:
             self.released[entry.tx.id] = entry
             self.count += 1
             heapq.heappush(self.heap, (entry.key, self.count, entry.tx.id))
-        upto = ready[-1].key
-        for lane in self.lanes:  # each index's own cursor moves past this time
-            while lane.trail and lane.trail[0][0] <= upto:
-                lane.cursor = lane.trail.popleft()[1]
-        records = [replace(e.tx, cursor=before) for e in ready]
+        records = []
+        for entry in ready:  # in time order: each index's own cursor moves past it
+            for lane in self.lanes:
+                while lane.trail and lane.trail[0][0] <= entry.key:
+                    _, lane.cursor, height = lane.trail.popleft()
+                    lane.height = height if height is not None else lane.height
+            # An Irys row has no height: give it the height the gateways had passed at
+            # its time, so a follow poll that stops on it knows where to re-read them.
+            passed = max((x.height for x in self.lanes if x.height is not None), default=None)
+            height = entry.tx.height if entry.tx.height is not None or entry.key == math.inf \
+                else passed
+            records.append(replace(entry.tx, cursor=before, height=height))
         return Page(records, self._cursor(), live_left or bool(self.buffered))
 
     def _settle(self, floor: float) -> None:

@@ -250,3 +250,22 @@ def test_rows_from_several_indexes_keep_the_one_with_most_proof() -> None:
     rows = [tx for page in merged.pages(Start()) for tx in page.records]
     assert [r.id for r in rows] == [i.id for i in items]
     assert all(r.owner_key is not None for r in rows)
+
+
+def test_an_irys_row_carries_the_height_the_gateways_passed_at_its_time() -> None:
+    items = _items(Provider("a8" * 32), 6)
+    irys = ItemSource(items, timestamps=[10, 20, 30, 40, 50, 60])
+    gateway_rows = [dataclasses.replace(r, height=100 + n, timestamp_ms=15 + 10 * n)
+                    for n, r in enumerate(ItemSource(items[:4]).rows())]
+
+    class Gateway:
+        def pages(self, start: Start) -> Iterator[Page]:
+            yield Page(gateway_rows, gateway_rows[-1].cursor, False)
+
+    merged = MergedSource([NamedSource("irys", irys), NamedSource("gateway", Gateway())])
+    rows = [tx for page in merged.pages(Start()) for tx in page.records]
+    assert [r.id for r in rows] == [i.id for i in items]
+    # items 1..4 first show on Irys (earlier times); the gateway has passed heights by then
+    assert [r.height for r in rows] == [None, 100, 101, 102, 103, 103]
+    assert merged.index_health().gaps == [IndexGap(items[4].id, "gateway"),
+                                          IndexGap(items[5].id, "gateway")]
