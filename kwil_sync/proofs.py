@@ -7,8 +7,10 @@ data item's exact bytes settle it: `ByteProver` finds each item's bundle (the ga
 `bundledIn`, else the bundles of the item's block), reads the bundle's header and then
 the item with Range requests (one span per bundle for all the items wanted there,
 bundles read concurrently), parses it and keeps it only when its id is the one asked
-for and its signature verifies. The caller then checks the record against those bytes
-(`kwil_sync.replay_steps.verify_batch`).
+for and its signature verifies. Items not found that way (an index that does not list
+them, nested bundles) are asked of the gateway's ar.io offset headers (`HEAD
+/raw/{id}`), one request each. The caller then checks the record against those bytes
+(`kwil_sync.proof_checks`).
 
 Only the rows that need it are proven; headers and block listings are cached for the
 run, so a chunk of items from one bundle costs one locate query, two header reads and
@@ -32,6 +34,7 @@ from kwil_sync.arweave.raw_items import (
     ItemLocation,
     RangeReader,
     RawItemError,
+    ario_offsets,
     bundle_offsets,
 )
 
@@ -87,9 +90,11 @@ class ByteProver:
         try:
             located = self.locator.locate(ids)
         except RawItemError as exc:
-            return {id: ProofUnavailable(str(exc)) for id in ids}
+            located, out = {}, {id: ProofUnavailable(str(exc)) for id in ids}
         by_bundle: dict[str, list[str]] = {}
         for id in ids:
+            if id in out:
+                continue
             place = located.get(id)
             if place is None:
                 out[id] = ProofUnavailable(f"{self.locator.url} does not list {id} (yet)")
@@ -100,11 +105,28 @@ class ByteProver:
                 out[id] = ProofUnavailable(str(exc))
                 continue
             by_bundle.setdefault(bundle, []).append(id)
-        with ThreadPoolExecutor(min(self.concurrency, len(by_bundle) or 1),
-                                thread_name_prefix="byte-proofs") as pool:
+        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="byte-proofs") as pool:
             for found in pool.map(lambda kv: self._read_items(*kv), by_bundle.items()):
                 out.update(found)
+            missed = [id for id, result in out.items() if isinstance(result, ProofUnavailable)]
+            for id, result in zip(missed, pool.map(self._by_offset_headers, missed),
+                                  strict=True):
+                if isinstance(result, DataItem):
+                    out[id] = result
         return out
+
+    def _by_offset_headers(self, id: str) -> DataItem | ProofUnavailable:
+        """The item from where an ar.io gateway's offset headers place it, if it does."""
+        place = ario_offsets(self.reader, id)
+        if place is None:
+            return ProofUnavailable(f"{self.reader.url} gives no offsets for {id}")
+        root, start, end = place
+        if end - start > self.max_item_bytes:
+            return ProofUnavailable(f"{id} is {end - start} bytes, over {self.max_item_bytes}")
+        try:
+            return _checked(id, self.reader.read(root, start, end), root)
+        except RawItemError as exc:
+            return ProofUnavailable(str(exc))
 
     def _find_bundle(self, place: ItemLocation) -> str:
         """The bundle of an item its gateway lists without `bundledIn` (arlocal)."""

@@ -9,6 +9,7 @@ Neither arlocal nor the stand-in's Irys GraphQL reports those anchors.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ from kwil_sync.testing.arlocal import Arlocal, node_dir, wait_indexed
 from kwil_sync.testing.bundler import BundlerStandIn
 from kwil_sync.testing.faultproxy import FaultProxy
 from kwil_sync.testing.kwil_node import ActionDef, KwilNodeStandIn, Schema
-from kwil_sync.testing.lying_index import Edges, LyingIndex, strip_fields
+from kwil_sync.testing.lying_index import Answer, Edges, LyingIndex, strip_fields
 from kwil_sync.testing.workload import MESSAGES_SCHEMA
 from kwil_sync.verify import TrustPolicy
 
@@ -252,3 +253,27 @@ def test_an_unknown_item_is_unavailable_not_an_error(world: World) -> None:
     assert id == row.id and isinstance(result, ProofUnavailable)
     assert "does not list" in str(result)
     prover.close()
+
+
+def test_ario_offset_headers_find_items_no_index_lists(world: World, tmp_path: Path) -> None:
+    """ar.io's `HEAD /raw/{id}` offset headers, played over arlocal (which has none)."""
+    reader = RangeReader(world.arlocal.url)
+    offsets = bundle_offsets(reader, world.bundle)
+    reader.close()
+
+    def ario(method: str, path: str) -> Answer | None:
+        found = re.match(r"^/raw/([A-Za-z0-9_-]{43})$", path)
+        if method != "HEAD" or not found or found.group(1) not in offsets:
+            return None
+        start, size = offsets[found.group(1)]
+        return 200, {"X-AR-IO-Root-Transaction-Id": world.bundle,
+                     "X-AR-IO-Root-Data-Item-Offset": str(start),
+                     "X-AR-IO-Data-Item-Size": str(size)}, b""
+
+    with LyingIndex.start(world.arlocal.url, answer=ario, rewrite_edges=lambda edges: []) as gw:
+        prover = ByteProver(f"{gw.url}/graphql", gw.url)  # its GraphQL lists nothing at all
+        report, target = _restore(world, tmp_path, "ario", _gateway(world.arlocal.url,
+                                                                    world.dbid), prover=prover)
+    assert (report.applied, dict(report.quarantined)) == (ANCHORED + PLAIN, {})
+    assert report.proven_from_bytes == ANCHORED
+    assert world.node.rows(target, SQL) == _all_ids(world)

@@ -24,7 +24,8 @@ import httpx
 
 from kwil_sync.arweave.signers import b64url
 
-__all__ = ["BundleLocator", "ItemLocation", "RangeReader", "RawItemError", "bundle_offsets"]
+__all__ = ["BundleLocator", "ItemLocation", "RangeReader", "RawItemError", "ario_offsets",
+           "bundle_offsets"]
 
 _WORD, _ENTRY = 32, 64
 MAX_BUNDLE_ITEMS = 1_000_000  # a header claiming more is not read
@@ -131,6 +132,38 @@ def bundle_offsets(reader: RangeReader, bundle_id: str) -> dict[str, tuple[int, 
         offsets.setdefault(b64url(entry[_WORD:]), (offset, size))
         offset += size
     return offsets
+
+
+def ario_offsets(reader: RangeReader, item_id: str) -> tuple[str, int, int] | None:
+    """Where an ar.io gateway says the item is: (root transaction, start, end) in its data.
+
+    ar.io answers `HEAD /raw/{id}` with `X-AR-IO-Root-Transaction-Id` and
+    `X-AR-IO-Root-Data-Item-Offset`, and the item's end from `X-AR-IO-Data-Item-Size`
+    or `X-AR-IO-Root-Data-Offset` plus the payload's length (ar-io-node,
+    docs/openapi.yaml). Offsets count from the root transaction's data, nested bundles
+    included. None when the gateway gives no such headers (any other gateway).
+    """
+    try:
+        response = reader.http.head(f"{reader.url}/raw/{item_id}")
+    except httpx.HTTPError:
+        return None
+    headers = response.headers
+    root = headers.get("x-ar-io-root-transaction-id")
+    start = _int(headers.get("x-ar-io-root-data-item-offset"))
+    size = _int(headers.get("x-ar-io-data-item-size"))
+    data_start, length = (_int(headers.get("x-ar-io-root-data-offset")),
+                          _int(headers.get("content-length")))
+    if response.status_code != 200 or not root or start is None:
+        return None
+    if size is not None:
+        return root, start, start + size
+    if data_start is not None and length is not None:
+        return root, start, data_start + length
+    return None
+
+
+def _int(text: str | None) -> int | None:
+    return int(text) if text is not None and text.isdigit() else None
 
 
 @dataclass(frozen=True)

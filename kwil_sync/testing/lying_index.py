@@ -7,7 +7,9 @@ rewrites two kinds of answer on the way back:
   pass through `rewrite_edges(edges) -> edges`: drop items, reorder them, strip fields;
 - data (`GET /{43-character id}`): the body passes through `rewrite_data(id, body)`.
 
-Helpers build the usual lies: `drop_ids`, `order_height_by_id` (as an ar.io gateway
+An `answer(method, path)` hook may answer a request itself, with its own headers (to
+play a gateway feature arlocal lacks, such as ar.io's offset headers). Helpers build
+the usual lies: `drop_ids`, `order_height_by_id` (as an ar.io gateway
 orders one height), `strip_fields` (an index that lists no owner key or signature).
 
 Example:
@@ -29,9 +31,10 @@ from typing import Any
 
 import httpx
 
-__all__ = ["Edges", "LyingIndex", "drop_ids", "order_height_by_id", "strip_fields"]
+__all__ = ["Answer", "Edges", "LyingIndex", "drop_ids", "order_height_by_id", "strip_fields"]
 
 Edges = list[dict[str, Any]]
+Answer = tuple[int, dict[str, str], bytes]
 _DATA = re.compile(r"^/([A-Za-z0-9_-]{43})/?$")
 
 
@@ -68,9 +71,10 @@ class LyingIndex:
     """The running proxy; make one with `start`. See the module docstring."""
 
     def __init__(self, upstream: str, port: int, rewrite_edges: Callable[[Edges], Edges] | None,
-                 rewrite_data: Callable[[str, bytes], bytes] | None) -> None:
+                 rewrite_data: Callable[[str, bytes], bytes] | None,
+                 answer: Callable[[str, str], Answer | None] | None) -> None:
         self.upstream = upstream.rstrip("/")
-        self.rewrite_edges, self.rewrite_data = rewrite_edges, rewrite_data
+        self.rewrite_edges, self.rewrite_data, self.answer = rewrite_edges, rewrite_data, answer
         self.http = httpx.Client(timeout=60)
         self.requests = 0
         self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
@@ -84,11 +88,12 @@ class LyingIndex:
     @classmethod
     def start(cls, upstream: str, *, port: int = 0,
               rewrite_edges: Callable[[Edges], Edges] | None = None,
-              rewrite_data: Callable[[str, bytes], bytes] | None = None) -> LyingIndex:
+              rewrite_data: Callable[[str, bytes], bytes] | None = None,
+              answer: Callable[[str, str], Answer | None] | None = None) -> LyingIndex:
         """Serve on 127.0.0.1 (`port`, or a free one) in front of `upstream`."""
         if not upstream.startswith(("http://127.0.0.1", "http://localhost")):
             raise ValueError(f"upstream {upstream!r} must be a loopback http:// URL")
-        return cls(upstream, port, rewrite_edges, rewrite_data)
+        return cls(upstream, port, rewrite_edges, rewrite_data, answer)
 
     def relay(self, method: str, path: str, body: bytes,
               headers: dict[str, str]) -> tuple[int, bytes, str]:
@@ -133,11 +138,19 @@ def _handler(liar: LyingIndex) -> type[BaseHTTPRequestHandler]:
             body = self.rfile.read(length) if length else b""
             passed = {k: v for k, v in self.headers.items()
                       if k.lower() in ("content-type", "range", "accept")}
+            own = liar.answer(self.command, self.path) if liar.answer else None
+            extra: dict[str, str] = {}
             try:
-                status, content, kind = liar.relay(self.command, self.path, body, passed)
+                if own is not None:
+                    status, extra, content = own
+                    kind = extra.pop("Content-Type", "application/octet-stream")
+                else:
+                    status, content, kind = liar.relay(self.command, self.path, body, passed)
             except httpx.HTTPError as exc:
                 status, content, kind = 502, f"upstream failed: {exc!r}".encode(), "text/plain"
             self.send_response(status)
+            for name, value in extra.items():
+                self.send_header(name, value)
             self.send_header("Content-Type", kind or "application/octet-stream")
             self.send_header("Content-Length", str(len(content)))
             self.end_headers()
