@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -82,7 +83,8 @@ def replay(original_dbid: str, target: str, *, key: str, title: str, node: str, 
     close what it opened; `run` goes to `Replayer.run` (until, dry_run, follow).
 
     The run holds the target in the ledger (`Ledger.exclusive`) from before recovery
-    to its end, so runs of one target never overlap on any worker.
+    to its end, so runs of one target never overlap on any worker (dry runs excepted:
+    they write nothing).
 
     Raises:
         LedgerBusy: Another run held the target for `lock_timeout_seconds`.
@@ -99,9 +101,11 @@ def replay(original_dbid: str, target: str, *, key: str, title: str, node: str, 
                               batch_size=batch_size, db_sync_history=db_sync_history,
                               ledger_path=ledger_path, ledger=ledger, on_progress=on_progress,
                               allow_unverified_legacy=allow_unverified_legacy)
-    try:
-        with pipeline.ledger.exclusive(pipeline.ledger_key, timeout=lock_timeout_seconds):
-            if not run.get("dry_run"):
+    dry_run = bool(run.get("dry_run"))
+    try:  # a dry run writes nothing, so it neither waits for nor holds the target
+        with (nullcontext() if dry_run else
+              pipeline.ledger.exclusive(pipeline.ledger_key, timeout=lock_timeout_seconds)):
+            if not dry_run:
                 check_fresh_ledger(pipeline.ledger, pipeline.ledger_key, original_dbid,
                                    target, node, new_ledger=new_ledger)
             report = pipeline.replayer.run(
