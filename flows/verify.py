@@ -69,8 +69,16 @@ def _settle(database: str, blocks: tuple[KwilNode, KwilNode], replica_target: st
                   settle_s=settle_seconds), store
 
 
-@flow(name="kwil-sync-verify", flow_run_name="verify {database}: {source} vs {replica}",
-      log_prints=False)
+def _run_name() -> str:
+    """`verify 52197631 on node-b`: dbids are too long to read in the UI's run list."""
+    from prefect.runtime import flow_run
+
+    params = flow_run.parameters
+    database = str(params.get("database", "")).removeprefix("x")[:8]
+    return f"verify {database} on {str(params.get('replica', '')).partition(':')[0]}"
+
+
+@flow(name="kwil-sync-verify", flow_run_name=_run_name, log_prints=False)
 def verify(database: str, source: str, replica: str, tables: list[str] | None = None,
            gateway: str | None = "kwil-sync-gateway", ledger: str | None = None,
            ledger_path: str | None = None, catch_up_seconds: float = 60.0,
