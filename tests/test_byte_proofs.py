@@ -277,3 +277,30 @@ def test_ario_offset_headers_find_items_no_index_lists(world: World, tmp_path: P
     assert (report.applied, dict(report.quarantined)) == (ANCHORED + PLAIN, {})
     assert report.proven_from_bytes == ANCHORED
     assert world.node.rows(target, SQL) == _all_ids(world)
+
+
+def test_a_data_gateway_that_swaps_items_in_a_bundle_proves_nothing(world: World,
+                                                                   tmp_path: Path) -> None:
+    reader = RangeReader(world.arlocal.url)
+    offsets = bundle_offsets(reader, world.bundle)
+    reader.close()
+    first, second = world.anchored[0], world.anchored[1]
+    assert len(first.raw) == len(second.raw)  # same shape: the swap keeps every offset
+
+    def swap(id: str, body: bytes) -> bytes:
+        if id != world.bundle:
+            return body
+        (a, size), (b, _) = offsets[first.id], offsets[second.id]
+        out = bytearray(body)
+        out[a:a + size], out[b:b + size] = body[b:b + size], body[a:a + size]
+        return bytes(out)
+
+    with LyingIndex.start(world.arlocal.url, rewrite_data=swap) as liar:
+        report, _ = _restore(world, tmp_path, "swapped", _gateway(world.arlocal.url,
+                                                                  world.dbid),
+                             prover=ByteProver(f"{world.arlocal.url}/graphql", liar.url))
+    refused = {r.item_id: r for r in report.refusals}
+    assert set(refused) == {first.id, second.id}
+    assert all(r.reason == "item-signature-unverifiable" and "where its header says" in
+               r.detail for r in refused.values())
+    assert report.applied == ANCHORED + PLAIN - 2 and report.proven_from_bytes == ANCHORED - 2
