@@ -9,16 +9,19 @@ argument set fails, rolling back a transaction whose first set already made the 
 Upload flow runs confirm each call's transaction on A (`tx_query`) and carry only the
 committed ones to the bundler (and from there, bundled, to arlocal); the rolled-back
 call is voided. It restores the database onto B with a run of the restore deployment,
-writes more and brings B level with one follow run, and finally uploads a forged record
-(signed by a key nobody trusts) to show it refused. Every run is in the Prefect UI.
+writes more and brings B level with one follow run, uploads a forged record (signed by
+a key nobody trusts) to show it refused, and finally verifies B against A, then changes
+one row on B behind kwil-sync's back and verifies again. Every run is in the Prefect UI.
 What it started is stopped on exit (Ctrl-C too) unless `--keep` is given.
 
 `--json` adds to the counts: `rolled_back_saved` (save_action calls made for
 transactions that did not commit, voided in the outbox), `rolled_back_published`
 (records of those on the bundler: must be 0), `untied` (records of the 2023
 `save_action` form: 0 here), `events` (kwil-sync events the Prefect server received)
-and `automation_fired` (the quarantine automation the demo creates fired on the forged
-record).
+`automation_fired` (the quarantine automation the demo creates fired on the forged
+record), `verified_equal_before` (verify found B equal to A: true) and `drift_keys`
+(after one row of B is changed behind kwil-sync's back, the keys verify names: exactly
+1).
 """
 
 from __future__ import annotations
@@ -76,6 +79,7 @@ def run_demo(*, actions: int, follow_actions: int, as_json: bool, keep: bool,
             _configure(demo)
             _write_restore_follow(demo, actions, follow_actions)
             _forge(demo)
+            _verify(demo)
             _events(demo)
         demo.results["seconds"] = round(time.monotonic() - started, 1)
         _summary(demo)
@@ -95,7 +99,9 @@ def run_demo(*, actions: int, follow_actions: int, as_json: bool, keep: bool,
     if as_json:
         print(json.dumps(demo.results))
     ok = (demo.results.get("state_equal") and demo.results.get("forged_applied") == 0
-          and demo.results.get("rolled_back_published") == 0)
+          and demo.results.get("rolled_back_published") == 0
+          and demo.results.get("verified_equal_before") is True
+          and demo.results.get("drift_keys") == 1)
     return 0 if ok else 1
 
 
@@ -305,6 +311,18 @@ def _forge(demo: Demo) -> None:
     demo.results["forged_applied"] = len(rows)
 
 
+def _verify(demo: Demo) -> None:
+    """Verify B equals A; change one row on B behind kwil-sync's back; verify names it."""
+    from deployments.demo_verify import run_verify_demo
+
+    result = _step(demo, "Verify B equals A, then find one row changed on B behind our back",
+                   lambda: run_verify_demo(
+                       db_a=demo.db_a, db_b=demo.db_b, node_b_dir=demo.stack.root / "node-b",
+                       ledger_path=str(demo.stack.root / "state" / "ledger.sqlite")))
+    demo.results["verified_equal_before"] = result["verified_equal_before"]
+    demo.results["drift_keys"] = result["drift_keys"]
+
+
 def _events(demo: Demo, timeout: float = 60) -> None:
     """Count the kwil-sync events the server received, and wait for the quarantine
     automation to fire on the forged record."""
@@ -350,6 +368,8 @@ def _summary(demo: Demo) -> None:
                         "rolled_back_saved"),
                        ("... of which published", "rolled_back_published"),
                        ("untied records (2023 save_action form)", "untied"),
+                       ("verify before the change: B equal to A", "verified_equal_before"),
+                       ("keys verify named after one row changed on B", "drift_keys"),
                        ("kwil-sync events on the Prefect server", "events"),
                        ("quarantine automation fired", "automation_fired"),
                        ("rows on A / on B", None), ("B equals A", "state_equal"),

@@ -18,6 +18,7 @@ from flows.backfill import backfill
 from flows.follow import follow
 from flows.restore import restore
 from flows.upload import upload
+from flows.verify import verify
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -36,6 +37,7 @@ def main(argv: list[str] | None = None) -> None:
                              interval=args.follow_interval or None),
         upload.to_deployment("upload", tags=["kwil-sync"], interval=args.upload_interval or None),
         backfill.to_deployment("backfill", tags=["kwil-sync"]),
+        verify.to_deployment("verify", tags=["kwil-sync"]),
     ]
     serve(*cast(list[RunnerDeployment], deployments), limit=args.limit)
 

@@ -19,9 +19,9 @@ from prefect.events import emit_event
 from blocks.arweave import ArweaveGateway
 from blocks.kwil import KwilNode
 from blocks.settings import KwilSyncSettings
-from flows.common import slug
 from flows.follow import load_cursor
 from flows.ledger import open_run_ledger
+from flows.names import pair_key, short
 from kwil_sync.replica import (
     LogPoint,
     QueryNode,
@@ -74,7 +74,7 @@ def _run_name() -> str:
     from prefect.runtime import flow_run
 
     params = flow_run.parameters
-    database = str(params.get("database", "")).removeprefix("x")[:8]
+    database = short(str(params.get("database", "")))
     return f"verify {database} on {str(params.get('replica', '')).partition(':')[0]}"
 
 
@@ -127,7 +127,7 @@ def verify(database: str, source: str, replica: str, tables: list[str] | None = 
         if settle is None:
             report.notes.append("no gateway: compared the nodes as they stand, at no log "
                                 "point")
-    key = slug("kwil-sync-verify", database, replica_target)
+    key = pair_key("verify", database, replica_target)
     create_table_artifact(artifact_rows(report), key=key,
                           description=f"Verify of {database}: {source} vs {replica}: "
                                       f"{report.status}")
@@ -174,8 +174,8 @@ def run_verify_command(args: argparse.Namespace) -> int:
         print(f"kwil-sync verify: {exc}")
         return 2
     result = verify(args.database, args.source, args.replica, tables=args.tables or None,
-                    gateway=None if args.no_log_point else args.gateway, ledger=args.ledger,
-                    ledger_path=args.ledger_path, catch_up_seconds=args.catch_up_seconds,
+                    gateway=None if args.no_log_point else args.gateway, ledger=args.ledger_block,
+                    ledger_path=args.ledger, catch_up_seconds=args.catch_up_seconds,
                     settle_seconds=args.settle_seconds, cap=args.cap)
     if args.json:
         print(json.dumps(result, indent=2, default=str))

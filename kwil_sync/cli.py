@@ -12,6 +12,8 @@ import os
 import sys
 from collections.abc import Sequence
 
+from kwil_sync.replica.arguments import add_verify_arguments
+
 __all__ = ["main"]
 
 
@@ -99,6 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shim", default=None, help="shim address host:port to ask for outbox depth")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
+    add_verify_arguments(sub.add_parser(
+        "verify", help="prove a replica equals its source at one log position, or name the "
+                       "rows that differ (exit 0 equal, 1 differ, 2 unverified)"))
+
     _ledger_commands(sub.add_parser("ledger", help="export, import or migrate the ledger"))
 
     p = sub.add_parser("automations", help="create the follow-stalled and quarantine "
@@ -140,6 +146,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                             as_json=args.json)
     if args.command == "ledger":
         return _ledger_command(args)
+    if args.command == "verify":
+        from flows.verify import run_verify_command
+
+        return run_verify_command(args)
     if args.command == "automations":
         from flows.automations import create_automations
 

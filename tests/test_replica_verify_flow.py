@@ -144,7 +144,7 @@ def test_the_cli_exits_1_on_drift_and_2_when_it_cannot_verify(
     add_verify_arguments(parser)
     params = world["params"]
     base = [params["database"], "--source", params["source"], "--replica", params["replica"],
-            "--ledger-path", params["ledger_path"], "--gateway", params["gateway"],
+            "--ledger", params["ledger_path"], "--gateway", params["gateway"],
             "--settle-seconds", "0.1", "--catch-up-seconds", "0.5"]
     assert run_verify_command(parser.parse_args(base)) == 0
     node_b, target_b = world["nodes"][1], world["targets"][1]

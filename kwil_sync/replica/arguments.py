@@ -22,8 +22,11 @@ def add_verify_arguments(parser: argparse.ArgumentParser) -> None:
                         help="ArweaveGateway block to read the source's last published record")
     parser.add_argument("--no-log-point", action="store_true",
                         help="compare the nodes as they stand, without a log position")
-    parser.add_argument("--ledger", default=None, help="LedgerDatabase block of the replica")
-    parser.add_argument("--ledger-path", default=None, help="ledger path or URL of the replica")
+    parser.add_argument("--ledger-block", metavar="NAME", default=None,
+                        help="LedgerDatabase block of the replica's ledger")
+    parser.add_argument("--ledger", metavar="URL_OR_PATH", default=None,
+                        help="the replica's ledger, postgresql://... or a path (default: as "
+                             "restore and follow pick it)")
     parser.add_argument("--catch-up-seconds", type=float, default=60.0,
                         help="how long to wait for the replica to reach the point")
     parser.add_argument("--settle-seconds", type=float, default=5.0,
