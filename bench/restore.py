@@ -17,7 +17,10 @@ default), with its own messages database:
    container and multi-machine work pools share; `ratio_pg_to_sqlite` is its time over
    the SQLite flow's (best round of each);
 4. baseline: the 2023 algorithm (`bench/baseline_2023.py`) on the first
-   `--baseline-records` records, its rate extrapolated to the rest.
+   `--baseline-records` records, its rate extrapolated to the rest;
+5. legacy proofs: `legacy_proof_ms_per_record`, what proving a 2023 record from its own
+   bytes costs (`bench/legacy_proof.py`: 500 anchored 2023 records, 200 with `--quick`,
+   in one bundle on the same arlocal; best of 3 rounds).
 
 Floor, core, flow and flow_pg run `--rounds` times (2 by default), interleaved, and the best
 rate of each way counts: the machine may be shared with other work, which only ever
@@ -63,6 +66,7 @@ from bench._records import (  # noqa: E402
     start_arlocal,
 )
 from bench.baseline_2023 import restore_2023  # noqa: E402
+from bench.legacy_proof import measure_legacy_proofs  # noqa: E402
 from kwil_sync.ethkeys import EthereumKey  # noqa: E402
 from kwil_sync.testing.arlocal import Arlocal  # noqa: E402
 from kwil_sync.testing.postgres import PostgresServer  # noqa: E402
@@ -137,6 +141,7 @@ def run(args: argparse.Namespace, sizes: list[int]) -> dict[str, Any]:
         core_rows = core["rows"]
         baseline = _run_baseline(args, gw.url, log.original_dbid, owner, core_rows,
                                  gw.process.pid, out)
+        out.update(measure_legacy_proofs(gw, records=200 if args.quick else 500))
     out.update(_summary(args, core["result"], flow["result"], baseline, floor["figures"]))
     out.update(_postgres_summary(flow["result"], flow_pg["result"]))
     out.update(_cpu_figures(out))

@@ -13,6 +13,9 @@ task run, Prefect relates it to that run. Events (payload in brackets):
   quarantined (provider, expected, held_from, held);
 - `kwil-sync.gap.held`: a gap still holds records when the run ends (the same);
 - `kwil-sync.follow.polled`: each follow poll (lag_seconds, records_behind, applied);
+- `kwil-sync.index.gaps`: a run found items some index lacks or an index down (gaps,
+  gap_count, by_source, down, proven_from_bytes, unverified_legacy;
+  `flows/index_health.py`);
 - `kwil-sync.records.uploaded`: each upload batch, on resource `kwil-sync.shim.<address>`
   (uploaded, already_there, confirmed, voided, waiting, unconfirmed).
 """

@@ -80,9 +80,10 @@ def follow(original_dbid: str, target: str, node: str = "kwil-sync-target",
         batch_size: Most records per chunk (read, fetched and applied as one task run
             each).
         db_sync_history: Also follow the 2023 `db_sync_history` convention (v0.9).
-        allow_unverified_legacy: Apply 2023 records whose data item signature the index
-            cannot prove (Irys and arlocal do not report anchors); they are then trusted
-            on the index's word. Off by default.
+        allow_unverified_legacy: Last resort: apply 2023 records whose data item
+            signature neither the index (Irys and arlocal report no anchors) nor their own
+            bytes (docs/INDEXES.md) can prove; they are then trusted on the index's word
+            and counted in the report (`unverified_legacy`). Off by default.
         ledger_path: The ledger's path or URL (overrides `ledger`); see `ledger`.
         ledger: Name of a LedgerDatabase block (a database shared by every worker).
             Unset: PREFECT_INTEGRATIONS_KWIL_SYNC_LEDGER_URL, else

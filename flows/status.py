@@ -81,7 +81,7 @@ def _records_behind(cursor: dict[str, Any], limit: int = 10_000) -> int | str | 
     if not cursor.get("gateway") or not cursor.get("original_dbid"):
         return None
     from blocks.arweave import ArweaveGateway
-    from kwil_sync.sources import GraphQLSource, Start
+    from kwil_sync.sources import Start
 
     try:
         gateway = cast(ArweaveGateway, ArweaveGateway.load(cursor["gateway"]))
@@ -89,7 +89,7 @@ def _records_behind(cursor: dict[str, Any], limit: int = 10_000) -> int | str | 
         irys = gateway.dialect == "irys"
         start = Start(since_ms=stamp) if irys else Start(min_block=height)
         behind = 0
-        for page in GraphQLSource(gateway.get_pager(), cursor["original_dbid"]).pages(start):
+        for page in gateway.get_source(cursor["original_dbid"]).pages(start):
             behind += sum(1 for r in page.records if (
                 (r.timestamp_ms or 0) > (stamp or 0) if irys
                 else r.height is None or r.height > (height or 0)))

@@ -31,7 +31,7 @@ from kwil_sync.replica import (
     verify_replica,
 )
 from kwil_sync.replica.arguments import add_verify_arguments
-from kwil_sync.sources import GraphQLSource, follow_start
+from kwil_sync.sources import follow_start
 
 __all__ = ["EXIT_CODES", "add_verify_arguments", "run_verify_command", "verify"]
 
@@ -62,7 +62,7 @@ def _settle(database: str, blocks: tuple[KwilNode, KwilNode], replica_target: st
 
     def published() -> LogPoint:
         start = follow_start(load_cursor(database, replica_target), lookback_ms=lookback_ms)
-        return published_point(GraphQLSource(arweave.get_pager(), database),
+        return published_point(arweave.get_source(database),
                                providers={provider}, start=start, known=replica_position())
 
     return Settle(published, replica_position, catch_up_s=catch_up_seconds,

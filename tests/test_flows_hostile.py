@@ -1,7 +1,8 @@
 """Through the restore flow (a real Prefect server, blocks, arlocal and a Kwil node stand-in),
 forged and broken records are quarantined with their reason and never applied; 2023
-records written by arbundles under Node restore only when unverifiable 2023 items are
-allowed (arlocal does not report the anchors the 2023 Bundlr client added).
+records written by arbundles under Node restore without the flag, proven from their
+own bytes (arlocal does not report the anchors the 2023 Bundlr client added), and only
+with it when a gateway block turns byte proofs off.
 
 The log of provider A holds twelve good records and, next to them: a record of an
 untrusted signer, A's tags re-wrapped around a tampered document (with and without a
@@ -177,7 +178,8 @@ def world(request: pytest.FixtureRequest, arlocal: Arlocal) -> Iterator[World]:
         node_url = stack.start_kwil_node("h8-hostile-node", chain_id=CHAIN_ID)
         owner = EthereumKey(TARGET_KEY).address
         schemas = {"messages": messages_schema(), "legacy_lenient": json.loads(
-            SCHEMA_2023.to_json()), "legacy_strict": json.loads(SCHEMA_2023.to_json())}
+            SCHEMA_2023.to_json()), "legacy_strict": json.loads(SCHEMA_2023.to_json()),
+            "legacy_rows_only": json.loads(SCHEMA_2023.to_json())}
         targets = {name: str(standin_call(node_url, "deploy", owner=owner, name=name,
                                           schema=schema)["target"])
                    for name, schema in schemas.items()}
@@ -186,13 +188,17 @@ def world(request: pytest.FixtureRequest, arlocal: Arlocal) -> Iterator[World]:
                 "h8-hostile-node", overwrite=True)
             ArweaveGateway(graphql_url=f"{arlocal.url}/graphql", dialect="gateway",
                            data_url=arlocal.url).save("h8-hostile-arlocal", overwrite=True)
+            ArweaveGateway(graphql_url=f"{arlocal.url}/graphql", dialect="gateway",
+                           data_url=arlocal.url, byte_proofs=False).save(
+                "h8-hostile-arlocal-rows", overwrite=True)
         mining.result()
     wait_indexed(arlocal.url, ORIGINAL.dbid, GOOD + len(hostile))
     wait_indexed(arlocal.url, legacy_dbid, len(anchored) + len(plain))
     yield World(stack, node_url, calls, hostile, legacy_dbid, anchored, plain, targets)
 
 
-def _restore(world: World, original_dbid: str, target: str, **more: Any) -> dict[str, Any]:
+def _restore(world: World, original_dbid: str, target: str, *,
+             gateway: str = "h8-hostile-arlocal", **more: Any) -> dict[str, Any]:
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from flows.restore import restore
@@ -200,7 +206,7 @@ def _restore(world: World, original_dbid: str, target: str, **more: Any) -> dict
     assert world.stack.prefect_api_url is not None
     with temporary_settings({PREFECT_API_URL: world.stack.prefect_api_url}):
         return restore(original_dbid, target, node="h8-hostile-node",
-                       gateway="h8-hostile-arlocal", ledger_path=str(_ledger_path(world)),
+                       gateway=gateway, ledger_path=str(_ledger_path(world)),
                        **more)
 
 
@@ -261,26 +267,35 @@ def test_forged_and_broken_records_are_quarantined_never_applied(world: World) -
 
 @pytest.mark.arlocal
 @pytest.mark.timeout(300)
-def test_2023_records_restore_only_when_unverifiable_items_are_allowed(world: World) -> None:
+def test_2023_records_are_proven_from_their_bytes_or_need_the_flag(world: World) -> None:
     sql = "SELECT id, message, wallet FROM messages ORDER BY id"
     everything = sorted([*world.anchored, *world.plain], key=lambda i: str(i.tag("Action-Id")))
     want = sorted(({"id": json.loads(i.data)["data"][0]["value"],
                     "message": json.loads(i.data)["data"][1]["value"], "wallet": AUTHOR}
                    for i in everything), key=lambda r: r["id"])
 
+    # arlocal lists no anchor: the anchored 2023 items are proven from their bytes (their
+    # bundle's header and the item, Range-read from arlocal), the flag is not needed
+    strict = _restore(world, world.legacy_dbid, world.targets["legacy_strict"])
+    assert (strict["applied"], strict["quarantined"]) == (len(everything), {})
+    assert (strict["proven_from_bytes"], strict["unverified_legacy"]) == (len(world.anchored), 0)
+    assert _rows(world, world.targets["legacy_strict"], sql) == want
+
+    rows_only = "h8-hostile-arlocal-rows"  # byte proofs off: only the flag lets them in
     lenient = _restore(world, world.legacy_dbid, world.targets["legacy_lenient"],
-                       allow_unverified_legacy=True)
+                       gateway=rows_only, allow_unverified_legacy=True)
     assert (lenient["applied"], lenient["quarantined"]) == (len(everything), {})
+    assert lenient["unverified_legacy"] == len(world.anchored)
     assert _rows(world, world.targets["legacy_lenient"], sql) == want
 
-    strict = _restore(world, world.legacy_dbid, world.targets["legacy_strict"])
-    # arlocal lists no anchor: the anchored 2023 items cannot be proven and are held back;
-    # the one written without an anchor verifies and is applied
-    assert strict["quarantined"] == {"item-signature-unverifiable": len(world.anchored)}
-    assert strict["applied"] == len(world.plain)
-    assert _rows(world, world.targets["legacy_strict"], sql) == [
+    held_back = _restore(world, world.legacy_dbid, world.targets["legacy_rows_only"],
+                         gateway=rows_only)
+    # the one written without an anchor verifies from its row and is applied
+    assert held_back["quarantined"] == {"item-signature-unverifiable": len(world.anchored)}
+    assert held_back["applied"] == len(world.plain)
+    assert _rows(world, world.targets["legacy_rows_only"], sql) == [
         r for r in want if r["id"].startswith("p")]
     with Ledger(_ledger_path(world)) as ledger:
-        held = ledger.quarantined(f"{CHAIN_ID}/{world.targets['legacy_strict']}")
+        held = ledger.quarantined(f"{CHAIN_ID}/{world.targets['legacy_rows_only']}")
     assert {(q.item_id, q.reason) for q in held} == {
         (item.id, "item-signature-unverifiable") for item in world.anchored}
