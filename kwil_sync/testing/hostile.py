@@ -271,7 +271,7 @@ def build_corpus(owner_key: str, attacker_key: str, *, name: str = "messages", g
             ("non-string-value", "bad-value",
              b'{"actionName":"post_message_sync","data":[{"name":"$id","value":7}]}')):
         add(kind, me.raw(document, 2, aid[0]), reason)
-    add("sync-version-3", me.raw(doc, 2, aid[0], edit=_replace("Sync-Version", "3")), "bad-tag")
+    add("sync-version-4", me.raw(doc, 2, aid[0], edit=_replace("Sync-Version", "4")), "bad-tag")
     add("missing-tag", me.raw(doc, 2, aid[0],
                               edit=lambda t: [(n, v) for n, v in t if n != "Sequence"]),
         "missing-tag")
