@@ -26,7 +26,7 @@ lint: $(PY_STAMP)
 	$(BIN)/ruff check .
 
 typecheck: $(PY_STAMP)
-	$(BIN)/mypy kwil_sync blocks tasks flows shim deployments bench
+	$(BIN)/mypy -p kwil_sync -p bench
 
 pytest: setup
 	$(BIN)/pytest -q $(PYTEST_ARGS)
@@ -46,7 +46,7 @@ bench: setup
 	for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 proto: $(PY_STAMP)
-	$(BIN)/python -m proto.generate
+	$(BIN)/python -m kwil_sync.proto.generate
 
 clean:
 	rm -rf $(VENV) $(NODE_DIR)/node_modules .mypy_cache .ruff_cache .pytest_cache

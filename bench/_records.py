@@ -293,8 +293,8 @@ def save_blocks(name: str, node: NodeProcess, gateway_url: str, key_hex: str) ->
     """Save `<name>-node` (KwilNode) and `<name>-gateway` (ArweaveGateway) blocks."""
     from pydantic import SecretStr
 
-    from blocks.arweave import ArweaveGateway
-    from blocks.kwil import KwilNode
+    from kwil_sync.blocks.arweave import ArweaveGateway
+    from kwil_sync.blocks.kwil import KwilNode
 
     KwilNode(rpc_url=node.url, version=node.version,  # type: ignore[arg-type]
              private_key=SecretStr(key_hex)).save(f"{name}-node", overwrite=True)
@@ -311,7 +311,7 @@ def memory_child(spec: dict[str, Any]) -> dict[str, Any]:
     """
     mark, cpu = time.perf_counter(), time.process_time()
     if spec["mode"] == "flow":
-        from flows.restore import restore
+        from kwil_sync.flows.restore import restore
 
         report = restore(spec["original_dbid"], spec["target"], node=f"{spec['name']}-node",
                          gateway=f"{spec['name']}-gateway", until=spec["until"],

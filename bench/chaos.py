@@ -282,9 +282,9 @@ def shim_outbox(bench: Bench, name: str, count: int) -> Iterator[tuple[str, str,
     yields (address, original dbid, item ids)."""
     from pydantic import SecretStr
 
+    from kwil_sync.shim.config import ShimConfig
+    from kwil_sync.shim.server import start_shim
     from kwil_sync.shim_client import ShimClient
-    from shim.config import ShimConfig
-    from shim.server import start_shim
 
     provider = EthereumKey(SHIM_KEY).address
     with bench.target(name) as target:
@@ -312,8 +312,8 @@ def held(bundler: BundlerStandIn, original: str, ids: list[str]) -> Figures:
 
 
 def bundler_402(bench: Bench) -> Figures:
-    from blocks.arweave import Bundler
-    from flows.upload import upload
+    from kwil_sync.blocks.arweave import Bundler
+    from kwil_sync.flows.upload import upload
 
     window = bench.args.payment_window
     with shim_outbox(bench, "payment", bench.records) as (address, original, ids):
@@ -333,16 +333,16 @@ def bundler_402(bench: Bench) -> Figures:
 
 KILLABLE_UPLOAD = """
 import sys
-import tasks.upload
-tasks.upload.LEASE_SECONDS = int(sys.argv[3])  # short, so the bench need not wait 600 s
-from flows.upload import upload
+import kwil_sync.tasks.upload
+kwil_sync.tasks.upload.LEASE_SECONDS = int(sys.argv[3])  # short, so the bench need not wait 600 s
+from kwil_sync.flows.upload import upload
 upload(shim_address=sys.argv[1], bundler_block=sys.argv[2], batch_size=100)
 """
 
 
 def upload_killed(bench: Bench) -> Figures:
-    from blocks.arweave import Bundler
-    from flows.upload import upload
+    from kwil_sync.blocks.arweave import Bundler
+    from kwil_sync.flows.upload import upload
 
     lease = 10
     with shim_outbox(bench, "killed", bench.records) as (address, original, ids), \
@@ -382,7 +382,7 @@ def upload_killed(bench: Bench) -> Figures:
 
 FOLLOW = """
 import json, sys
-from flows.follow import follow
+from kwil_sync.flows.follow import follow
 result = follow(sys.argv[1], sys.argv[2], node="chaos-node", gateway="chaos-gateway",
                 ledger_path=sys.argv[3], lock_timeout_seconds=5)
 print("RESULT " + json.dumps({k: result.get(k) for k in ("skipped", "applied",
@@ -393,8 +393,8 @@ print("RESULT " + json.dumps({k: result.get(k) for k in ("skipped", "applied",
 def two_follows(bench: Bench) -> Figures:
     from pydantic import SecretStr
 
-    from blocks.arweave import ArweaveGateway
-    from blocks.kwil import KwilNode
+    from kwil_sync.blocks.arweave import ArweaveGateway
+    from kwil_sync.blocks.kwil import KwilNode
 
     n, key = bench.records, "c8" * 32
     items, calls = honest_chain(key, n)

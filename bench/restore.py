@@ -185,7 +185,7 @@ def _round(args: argparse.Namespace, gw: Arlocal, original_dbid: str, owner: str
 
 
 def _run_flow(original_dbid: str, node: NodeProcess, ledger: str, blocks: str) -> RunResult:
-    from flows.restore import restore
+    from kwil_sync.flows.restore import restore
 
     heights = node.height()
     mark = time.perf_counter()

@@ -3,7 +3,7 @@
 Starts on 127.0.0.1, each in its own process: the kwild stand-in (action parameters),
 the Irys bundler stand-in, a Prefect server, a process serving the
 `kwil-sync-upload/upload` deployment (each run in its own subprocess, as
-`deployments/serve.py` does) and the shim (`python -m shim`). A client with
+`deployments/serve.py` does) and the shim (`python -m kwil_sync.shim`). A client with
 `--concurrency` threads sends Execute (save_action) calls as kwild does. Measured:
 - `p50_ms`, `p99_ms`, `actions_per_s`: Execute latency (answered only once the record
   is fsynced) while the threads send `--rate` calls per second, latency counted from
@@ -51,10 +51,10 @@ from kwil_sync.arweave.ans104 import EthereumSigner
 from kwil_sync.arweave.graphql import GraphQLPager
 from kwil_sync.arweave.uploaders import IrysUploader
 from kwil_sync.kwil import dbid
+from kwil_sync.proto import extension_pb2, extension_pb2_grpc
 from kwil_sync.shim_client import ShimClient
 from kwil_sync.testing.kwil_node import ActionDef, Schema
 from kwil_sync.testing.procs import free_port, stop_process, wait_until
-from proto import extension_pb2, extension_pb2_grpc
 
 if TYPE_CHECKING:
     from prefect.deployments.runner import RunnerDeployment
@@ -230,11 +230,11 @@ def main() -> None:
             procs.append(start_prefect(work, env))
             os.environ.update(PREFECT_API_URL=env["PREFECT_API_URL"],
                               PREFECT_HOME=env["PREFECT_HOME"])
-            from blocks.arweave import Bundler
+            from kwil_sync.blocks.arweave import Bundler
 
             Bundler(kind="irys", url=bundler_url).save("bench-bundler", overwrite=True)
             if args.no_serve:  # register only: submitted runs stay scheduled
-                from flows.upload import upload
+                from kwil_sync.flows.upload import upload
 
                 cast("RunnerDeployment", upload.to_deployment("upload")).apply()
             else:
@@ -245,7 +245,7 @@ def main() -> None:
                        process=procs[-1])
         port = free_port()
         address = f"127.0.0.1:{port}"
-        shim_args = [sys.executable, "-m", "shim", "--port", str(port), "--outbox",
+        shim_args = [sys.executable, "-m", "kwil_sync.shim", "--port", str(port), "--outbox",
                      str(work / "outbox.sqlite"), "--kwil-url", node_url, "--kwil-version",
                      "v0.9", "--bundler-block", "bench-bundler", "--log-level", "WARNING",
                      "--batch-size", str(args.batch_size)]
@@ -272,7 +272,7 @@ def main() -> None:
         drain_started = time.perf_counter()
         with ShimClient(address, timeout=30) as shim:
             if args.no_prefect or args.no_serve:
-                from tasks.upload import upload_pending
+                from kwil_sync.tasks.upload import upload_pending
 
                 while upload_pending(shim, IrysUploader(bundler_url), holder="bench",
                                      limit=200).uploaded:

@@ -8,12 +8,12 @@ from typing import Literal, cast
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr, field_validator
 
-from blocks.links import DOCS_URL, LOGO_URL
 from kwil_sync.arweave.data import GatewayDataClient
 from kwil_sync.arweave.graphql import GraphQLPager
 from kwil_sync.arweave.graphql_queries import Dialect
 from kwil_sync.arweave.signers import ArweaveSigner
 from kwil_sync.arweave.uploaders import DirectL1Uploader, IrysUploader, TurboUploader, Uploader
+from kwil_sync.blocks.links import DOCS_URL, LOGO_URL
 from kwil_sync.merged_source import MergedSource, NamedSource
 from kwil_sync.proofs import ByteProver
 from kwil_sync.sources import GraphQLSource, RecordSource
@@ -41,7 +41,7 @@ class ArweaveGateway(Block):
     Examples:
         Load a saved gateway and page the log of a database:
         ```python
-        from blocks.arweave import ArweaveGateway
+        from kwil_sync.blocks.arweave import ArweaveGateway
         arweave_gateway = ArweaveGateway.load("BLOCK_NAME")
         pager = arweave_gateway.get_pager()
         for page in pager.pages(tags={"Application": ["KwilDb"]}):
@@ -145,7 +145,7 @@ class Bundler(Block):
     Examples:
         Load a saved bundler and upload a data item:
         ```python
-        from blocks.arweave import Bundler
+        from kwil_sync.blocks.arweave import Bundler
         bundler = Bundler.load("BLOCK_NAME")
         receipts = bundler.get_uploader().upload([item])
         ```

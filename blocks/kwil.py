@@ -7,8 +7,8 @@ from typing import Literal
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr
 
-from blocks.links import DOCS_URL, LOGO_URL
 from kwil_sync.arweave.signers import EthereumSigner
+from kwil_sync.blocks.links import DOCS_URL, LOGO_URL
 from kwil_sync.kwil.client import KwilClient
 
 
@@ -29,7 +29,7 @@ class KwilNode(Block):
     Examples:
         Load a saved node and list the actions of a database:
         ```python
-        from blocks.kwil import KwilNode
+        from kwil_sync.blocks.kwil import KwilNode
         kwil_node = KwilNode.load("BLOCK_NAME")
         client = kwil_node.get_client()
         print(client.actions("x52197631a5de74a1e293681181c2a63418d7ae710a3f0370d91a99bd"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr
 
-from blocks.links import LOGO_URL, docs_url
+from kwil_sync.blocks.links import LOGO_URL, docs_url
 from kwil_sync.ledger import Ledger, open_ledger
 from kwil_sync.ledger_store import redact_url
 
@@ -28,7 +28,7 @@ class LedgerDatabase(Block):
     Examples:
         Load the saved ledger and show what it holds for each target:
         ```python
-        from blocks.ledger import LedgerDatabase
+        from kwil_sync.blocks.ledger import LedgerDatabase
         ledger_database = LedgerDatabase.load("BLOCK_NAME")
         with ledger_database.open() as ledger:
             for target in ledger.targets():

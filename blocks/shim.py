@@ -5,7 +5,7 @@ from __future__ import annotations
 from prefect.blocks.core import Block
 from pydantic import Field
 
-from blocks.links import DOCS_URL, LOGO_URL
+from kwil_sync.blocks.links import DOCS_URL, LOGO_URL
 from kwil_sync.shim_client import ShimClient
 
 
@@ -22,7 +22,7 @@ class SyncShim(Block):
     Examples:
         Load a saved shim and read its outbox depth:
         ```python
-        from blocks.shim import SyncShim
+        from kwil_sync.blocks.shim import SyncShim
         sync_shim = SyncShim.load("BLOCK_NAME")
         with sync_shim.get_client() as shim:
             print(shim.status())

@@ -130,10 +130,10 @@ def _start_services(demo: Demo) -> None:
 def _configure(demo: Demo) -> None:
     from pydantic import SecretStr
 
-    from blocks.arweave import ArweaveGateway, Bundler
-    from blocks.kwil import KwilNode
-    from blocks.shim import SyncShim
-    from flows.automations import create_automations
+    from kwil_sync.blocks.arweave import ArweaveGateway, Bundler
+    from kwil_sync.blocks.kwil import KwilNode
+    from kwil_sync.blocks.shim import SyncShim
+    from kwil_sync.flows.automations import create_automations
     from kwil_sync.testing.workload import messages_schema
 
     stack, urls = demo.stack, demo.urls
@@ -313,7 +313,7 @@ def _forge(demo: Demo) -> None:
 
 def _verify(demo: Demo) -> None:
     """Verify B equals A; change one row on B behind kwil-sync's back; verify names it."""
-    from deployments.demo_verify import run_verify_demo
+    from kwil_sync.deployments.demo_verify import run_verify_demo
 
     result = _step(demo, "Verify B equals A, then find one row changed on B behind our back",
                    lambda: run_verify_demo(
@@ -326,8 +326,8 @@ def _verify(demo: Demo) -> None:
 def _events(demo: Demo, timeout: float = 60) -> None:
     """Count the kwil-sync events the server received, and wait for the quarantine
     automation to fire on the forged record."""
-    from flows.automations import QUARANTINE_AUTOMATION
-    from flows.events import read_events
+    from kwil_sync.flows.automations import QUARANTINE_AUTOMATION
+    from kwil_sync.flows.events import read_events
 
     def fired() -> bool:
         return any(e["resource"].get("prefect.resource.name") == QUARANTINE_AUTOMATION

@@ -48,7 +48,7 @@ def run_verify_demo(*, db_a: str, db_b: str, node_b_dir: Path, ledger_path: str,
         `drift_keys` (exactly 1 expected), `verified_equal_before` (True expected),
         the two verdicts, the changed key and the keys verify named.
     """
-    from flows.verify import verify
+    from kwil_sync.flows.verify import verify
 
     params: dict[str, Any] = {"database": db_a, "source": f"{source_block}:{db_a}",
                               "replica": f"{replica_block}:{db_b}", "gateway": gateway,

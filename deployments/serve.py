@@ -1,6 +1,6 @@
 """Serve every kwil-sync deployment from this process, without a work pool or worker.
 
-    python -m deployments.serve [--follow-interval 30] [--upload-interval 60]
+    python -m kwil_sync.deployments.serve [--follow-interval 30] [--upload-interval 60]
 
 Each run executes in a subprocess of this one. Keep the gRPC shim in its own process
 (grpcio and fork do not mix).
@@ -14,15 +14,16 @@ from typing import cast
 from prefect import serve
 from prefect.deployments.runner import RunnerDeployment
 
-from flows.backfill import backfill
-from flows.follow import follow
-from flows.restore import restore
-from flows.upload import upload
-from flows.verify import verify
+from kwil_sync.flows.backfill import backfill
+from kwil_sync.flows.follow import follow
+from kwil_sync.flows.restore import restore
+from kwil_sync.flows.upload import upload
+from kwil_sync.flows.verify import verify
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m deployments.serve", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m kwil_sync.deployments.serve",
+                                     description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--follow-interval", type=float, default=0,
                         help="seconds between scheduled follow runs (0: no schedule; follow "

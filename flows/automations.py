@@ -19,7 +19,7 @@ from prefect.client.orchestration import get_client
 from prefect.events.actions import DoNothing, SendNotification
 from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
 
-from flows.events import EVENT_PREFIX
+from kwil_sync.flows.events import EVENT_PREFIX
 
 __all__ = ["QUARANTINE_AUTOMATION", "STALL_AUTOMATION", "create_automations"]
 

@@ -11,7 +11,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 
-from flows.names import pair_key, pair_run_name
+from kwil_sync.flows.names import pair_key, pair_run_name
 
 __all__ = ["backfill"]
 

@@ -44,9 +44,9 @@ def run_flow_command(args: argparse.Namespace) -> Any:
         return {"flow_run": run.name, "flow_run_id": str(run.id),
                 "state": state.name if state else "unknown"}
     if args.command == "restore":
-        from flows.restore import restore
+        from kwil_sync.flows.restore import restore
 
         return restore(**params)
-    from flows.follow import follow
+    from kwil_sync.flows.follow import follow
 
     return follow(**params)

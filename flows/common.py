@@ -18,19 +18,19 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 
-from blocks.arweave import ArweaveGateway
-from blocks.kwil import KwilNode
-from blocks.settings import KwilSyncSettings
-from flows.events import ReplayEvents
-from flows.index_health import emit_index_health, index_health_rows
-from flows.ledger import check_fresh_ledger, open_run_ledger
 from kwil_sync.appliers import KwilApplier
+from kwil_sync.blocks.arweave import ArweaveGateway
+from kwil_sync.blocks.kwil import KwilNode
+from kwil_sync.blocks.settings import KwilSyncSettings
+from kwil_sync.flows.events import ReplayEvents
+from kwil_sync.flows.index_health import emit_index_health, index_health_rows
+from kwil_sync.flows.ledger import check_fresh_ledger, open_run_ledger
 from kwil_sync.ledger import Ledger
 from kwil_sync.provenance import UntilHeight, parse_until_height
 from kwil_sync.replay import Replayer, ReplayReport
 from kwil_sync.sources import Start
+from kwil_sync.tasks.replay import prefect_steps
 from kwil_sync.verify import TrustPolicy
-from tasks.replay import prefect_steps
 
 __all__ = ["Pipeline", "Progress", "build_pipeline", "parse_until", "publish_report", "replay",
            "slug"]

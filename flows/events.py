@@ -28,7 +28,7 @@ from typing import Any
 
 from prefect.events import emit_event
 
-from flows.names import short
+from kwil_sync.flows.names import short
 from kwil_sync.replay import ReplayReport
 
 __all__ = ["EVENT_PREFIX", "QUARANTINE_EVENTS_PER_RUN", "ReplayEvents", "emit_follow_polled",

@@ -15,10 +15,10 @@ from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectAlreadyExists
 from prefect.variables import Variable
 
-from blocks.settings import KwilSyncSettings
-from flows.common import publish_report, replay, slug
-from flows.events import emit_follow_polled
-from flows.names import pair_key, pair_run_name
+from kwil_sync.blocks.settings import KwilSyncSettings
+from kwil_sync.flows.common import publish_report, replay, slug
+from kwil_sync.flows.events import emit_follow_polled
+from kwil_sync.flows.names import pair_key, pair_run_name
 from kwil_sync.ledger import LedgerBusy
 from kwil_sync.sources import Position, follow_start
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from prefect.events import emit_event
 
-from flows.events import EVENT_PREFIX, pair_resource
+from kwil_sync.flows.events import EVENT_PREFIX, pair_resource
 from kwil_sync.replay import ReplayReport
 
 __all__ = ["GAPS_PER_EVENT", "emit_index_health", "index_health_rows"]

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from blocks.ledger import LedgerDatabase
-from blocks.settings import KwilSyncSettings
+from kwil_sync.blocks.ledger import LedgerDatabase
+from kwil_sync.blocks.settings import KwilSyncSettings
 from kwil_sync.ledger import Ledger, open_ledger
 from kwil_sync.ledger_store import redact_url
 
@@ -65,7 +65,7 @@ def prior_application(original_dbid: str, target: str, node: str) -> str | None:
     from prefect.client.schemas.sorting import FlowRunSort
     from prefect.runtime import flow_run
 
-    from flows.follow import follow_lock_name
+    from kwil_sync.flows.follow import follow_lock_name
 
     cursor = follow_lock_name(original_dbid, target)
     this_run = str(flow_run.id or "")

@@ -6,9 +6,9 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from flows.common import parse_until, publish_report, replay
-from flows.follow import save_cursor, schedule_follow
-from flows.names import pair_key, pair_run_name
+from kwil_sync.flows.common import parse_until, publish_report, replay
+from kwil_sync.flows.follow import save_cursor, schedule_follow
+from kwil_sync.flows.names import pair_key, pair_run_name
 from kwil_sync.replay import ReplayReport
 
 __all__ = ["restore"]

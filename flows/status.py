@@ -18,7 +18,7 @@ from typing import Any, cast
 from rich.console import Console
 from rich.table import Table
 
-from flows.ledger import ledger_location
+from kwil_sync.flows.ledger import ledger_location
 from kwil_sync.ledger import open_ledger
 from kwil_sync.ledger_store import LedgerUnavailable, redact_url
 
@@ -55,7 +55,7 @@ def _cursors() -> tuple[list[dict[str, Any]], str | None]:
 def _polls() -> tuple[list[dict[str, Any]], str | None]:
     """The newest follow poll of each pair, from the server's `kwil-sync.follow.polled`
     events: how far behind it left the target, and when."""
-    from flows.events import read_events
+    from kwil_sync.flows.events import read_events
 
     try:
         events = read_events("kwil-sync.follow.polled")
@@ -80,7 +80,7 @@ def _records_behind(cursor: dict[str, Any], limit: int = 10_000) -> int | str | 
     """Records in the log after the cursor (counted up to `limit`), or None if unknown."""
     if not cursor.get("gateway") or not cursor.get("original_dbid"):
         return None
-    from blocks.arweave import ArweaveGateway
+    from kwil_sync.blocks.arweave import ArweaveGateway
     from kwil_sync.sources import Start
 
     try:

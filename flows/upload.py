@@ -21,10 +21,10 @@ from prefect.artifacts import create_table_artifact
 from prefect.blocks.core import Block
 from prefect.runtime import flow_run
 
-from blocks.arweave import Bundler
-from blocks.shim import SyncShim
-from flows.events import emit_uploaded
-from tasks.upload import upload_batch
+from kwil_sync.blocks.arweave import Bundler
+from kwil_sync.blocks.shim import SyncShim
+from kwil_sync.flows.events import emit_uploaded
+from kwil_sync.tasks.upload import upload_batch
 
 __all__ = ["upload"]
 

@@ -16,12 +16,12 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.events import emit_event
 
-from blocks.arweave import ArweaveGateway
-from blocks.kwil import KwilNode
-from blocks.settings import KwilSyncSettings
-from flows.follow import load_cursor
-from flows.ledger import open_run_ledger
-from flows.names import pair_key, short
+from kwil_sync.blocks.arweave import ArweaveGateway
+from kwil_sync.blocks.kwil import KwilNode
+from kwil_sync.blocks.settings import KwilSyncSettings
+from kwil_sync.flows.follow import load_cursor
+from kwil_sync.flows.ledger import open_run_ledger
+from kwil_sync.flows.names import pair_key, short
 from kwil_sync.replica import (
     LogPoint,
     QueryNode,

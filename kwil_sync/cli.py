@@ -129,35 +129,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Prefect's server telemetry phones home; nothing here may leave the machine unasked.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     if argv[:1] == ["shim"]:
-        from shim.__main__ import main as shim_main
+        from kwil_sync.shim.__main__ import main as shim_main
 
         return int(shim_main(argv[1:]) or 0)
     args = build_parser().parse_args(argv)
     if args.command in ("restore", "follow", "backfill"):
-        from flows.cli import run_flow_command
+        from kwil_sync.flows.cli import run_flow_command
 
         result = run_flow_command(args)
         print(json.dumps(result, indent=2, default=str))
         return 0
     if args.command == "status":
-        from flows.status import print_status
+        from kwil_sync.flows.status import print_status
 
         return print_status(ledger=args.ledger, ledger_block=args.ledger_block, shim=args.shim,
                             as_json=args.json)
     if args.command == "ledger":
         return _ledger_command(args)
     if args.command == "verify":
-        from flows.verify import run_verify_command
+        from kwil_sync.flows.verify import run_verify_command
 
         return run_verify_command(args)
     if args.command == "automations":
-        from flows.automations import create_automations
+        from kwil_sync.flows.automations import create_automations
 
         print(json.dumps(create_automations(stall_minutes=args.stall_minutes,
                                             notify_block=args.notify), indent=2))
         return 0
     if args.command == "demo":
-        from deployments.demo import run_demo
+        from kwil_sync.deployments.demo import run_demo
 
         return run_demo(actions=args.actions, follow_actions=args.follow_actions,
                         as_json=args.json, keep=args.keep)
@@ -165,7 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _ledger_command(args: argparse.Namespace) -> int:
-    from flows.ledger import ledger_location
+    from kwil_sync.flows.ledger import ledger_location
     from kwil_sync.ledger import open_ledger
     from kwil_sync.ledger_transfer import export_ledger, import_ledger, migrate_ledger
 

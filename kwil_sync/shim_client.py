@@ -20,7 +20,7 @@ import grpc
 
 from kwil_sync.confirm import ConfirmReport
 from kwil_sync.outbox import AckResult, ChainStatus, PendingItem
-from proto import kwil_sync_pb2, kwil_sync_pb2_grpc
+from kwil_sync.proto import kwil_sync_pb2, kwil_sync_pb2_grpc
 
 __all__ = ["CallInfo", "PendingBatch", "SavedRecord", "ShimClient"]
 

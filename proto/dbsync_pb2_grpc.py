@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from proto import dbsync_pb2 as proto_dot_dbsync__pb2
+from kwil_sync.proto import dbsync_pb2 as kwil__sync_dot_proto_dot_dbsync__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in proto/dbsync_pb2_grpc.py depends on'
+        + ' but the generated code in kwil_sync/proto/dbsync_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -36,8 +36,8 @@ class DbSyncServiceStub:
         """
         self.Sync = channel.unary_unary(
                 '/DbSyncService/Sync',
-                request_serializer=proto_dot_dbsync__pb2.DbSync.SerializeToString,
-                response_deserializer=proto_dot_dbsync__pb2.SyncResponse.FromString,
+                request_serializer=kwil__sync_dot_proto_dot_dbsync__pb2.DbSync.SerializeToString,
+                response_deserializer=kwil__sync_dot_proto_dot_dbsync__pb2.SyncResponse.FromString,
                 _registered_method=True)
 
 
@@ -56,8 +56,8 @@ def add_DbSyncServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Sync': grpc.unary_unary_rpc_method_handler(
                     servicer.Sync,
-                    request_deserializer=proto_dot_dbsync__pb2.DbSync.FromString,
-                    response_serializer=proto_dot_dbsync__pb2.SyncResponse.SerializeToString,
+                    request_deserializer=kwil__sync_dot_proto_dot_dbsync__pb2.DbSync.FromString,
+                    response_serializer=kwil__sync_dot_proto_dot_dbsync__pb2.SyncResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -85,8 +85,8 @@ class DbSyncService:
             request,
             target,
             '/DbSyncService/Sync',
-            proto_dot_dbsync__pb2.DbSync.SerializeToString,
-            proto_dot_dbsync__pb2.SyncResponse.FromString,
+            kwil__sync_dot_proto_dot_dbsync__pb2.DbSync.SerializeToString,
+            kwil__sync_dot_proto_dot_dbsync__pb2.SyncResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from proto import extension_pb2 as proto_dot_extension__pb2
+from kwil_sync.proto import extension_pb2 as kwil__sync_dot_proto_dot_extension__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in proto/extension_pb2_grpc.py depends on'
+        + ' but the generated code in kwil_sync/proto/extension_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -36,23 +36,23 @@ class ExtensionServiceStub:
         """
         self.Name = channel.unary_unary(
                 '/extension.ExtensionService/Name',
-                request_serializer=proto_dot_extension__pb2.NameRequest.SerializeToString,
-                response_deserializer=proto_dot_extension__pb2.NameResponse.FromString,
+                request_serializer=kwil__sync_dot_proto_dot_extension__pb2.NameRequest.SerializeToString,
+                response_deserializer=kwil__sync_dot_proto_dot_extension__pb2.NameResponse.FromString,
                 _registered_method=True)
         self.ListMethods = channel.unary_unary(
                 '/extension.ExtensionService/ListMethods',
-                request_serializer=proto_dot_extension__pb2.ListMethodsRequest.SerializeToString,
-                response_deserializer=proto_dot_extension__pb2.ListMethodsResponse.FromString,
+                request_serializer=kwil__sync_dot_proto_dot_extension__pb2.ListMethodsRequest.SerializeToString,
+                response_deserializer=kwil__sync_dot_proto_dot_extension__pb2.ListMethodsResponse.FromString,
                 _registered_method=True)
         self.Execute = channel.unary_unary(
                 '/extension.ExtensionService/Execute',
-                request_serializer=proto_dot_extension__pb2.ExecuteRequest.SerializeToString,
-                response_deserializer=proto_dot_extension__pb2.ExecuteResponse.FromString,
+                request_serializer=kwil__sync_dot_proto_dot_extension__pb2.ExecuteRequest.SerializeToString,
+                response_deserializer=kwil__sync_dot_proto_dot_extension__pb2.ExecuteResponse.FromString,
                 _registered_method=True)
         self.Initialize = channel.unary_unary(
                 '/extension.ExtensionService/Initialize',
-                request_serializer=proto_dot_extension__pb2.InitializeRequest.SerializeToString,
-                response_deserializer=proto_dot_extension__pb2.InitializeResponse.FromString,
+                request_serializer=kwil__sync_dot_proto_dot_extension__pb2.InitializeRequest.SerializeToString,
+                response_deserializer=kwil__sync_dot_proto_dot_extension__pb2.InitializeResponse.FromString,
                 _registered_method=True)
 
 
@@ -93,23 +93,23 @@ def add_ExtensionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Name': grpc.unary_unary_rpc_method_handler(
                     servicer.Name,
-                    request_deserializer=proto_dot_extension__pb2.NameRequest.FromString,
-                    response_serializer=proto_dot_extension__pb2.NameResponse.SerializeToString,
+                    request_deserializer=kwil__sync_dot_proto_dot_extension__pb2.NameRequest.FromString,
+                    response_serializer=kwil__sync_dot_proto_dot_extension__pb2.NameResponse.SerializeToString,
             ),
             'ListMethods': grpc.unary_unary_rpc_method_handler(
                     servicer.ListMethods,
-                    request_deserializer=proto_dot_extension__pb2.ListMethodsRequest.FromString,
-                    response_serializer=proto_dot_extension__pb2.ListMethodsResponse.SerializeToString,
+                    request_deserializer=kwil__sync_dot_proto_dot_extension__pb2.ListMethodsRequest.FromString,
+                    response_serializer=kwil__sync_dot_proto_dot_extension__pb2.ListMethodsResponse.SerializeToString,
             ),
             'Execute': grpc.unary_unary_rpc_method_handler(
                     servicer.Execute,
-                    request_deserializer=proto_dot_extension__pb2.ExecuteRequest.FromString,
-                    response_serializer=proto_dot_extension__pb2.ExecuteResponse.SerializeToString,
+                    request_deserializer=kwil__sync_dot_proto_dot_extension__pb2.ExecuteRequest.FromString,
+                    response_serializer=kwil__sync_dot_proto_dot_extension__pb2.ExecuteResponse.SerializeToString,
             ),
             'Initialize': grpc.unary_unary_rpc_method_handler(
                     servicer.Initialize,
-                    request_deserializer=proto_dot_extension__pb2.InitializeRequest.FromString,
-                    response_serializer=proto_dot_extension__pb2.InitializeResponse.SerializeToString,
+                    request_deserializer=kwil__sync_dot_proto_dot_extension__pb2.InitializeRequest.FromString,
+                    response_serializer=kwil__sync_dot_proto_dot_extension__pb2.InitializeResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -137,8 +137,8 @@ class ExtensionService:
             request,
             target,
             '/extension.ExtensionService/Name',
-            proto_dot_extension__pb2.NameRequest.SerializeToString,
-            proto_dot_extension__pb2.NameResponse.FromString,
+            kwil__sync_dot_proto_dot_extension__pb2.NameRequest.SerializeToString,
+            kwil__sync_dot_proto_dot_extension__pb2.NameResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -164,8 +164,8 @@ class ExtensionService:
             request,
             target,
             '/extension.ExtensionService/ListMethods',
-            proto_dot_extension__pb2.ListMethodsRequest.SerializeToString,
-            proto_dot_extension__pb2.ListMethodsResponse.FromString,
+            kwil__sync_dot_proto_dot_extension__pb2.ListMethodsRequest.SerializeToString,
+            kwil__sync_dot_proto_dot_extension__pb2.ListMethodsResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -191,8 +191,8 @@ class ExtensionService:
             request,
             target,
             '/extension.ExtensionService/Execute',
-            proto_dot_extension__pb2.ExecuteRequest.SerializeToString,
-            proto_dot_extension__pb2.ExecuteResponse.FromString,
+            kwil__sync_dot_proto_dot_extension__pb2.ExecuteRequest.SerializeToString,
+            kwil__sync_dot_proto_dot_extension__pb2.ExecuteResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -218,8 +218,8 @@ class ExtensionService:
             request,
             target,
             '/extension.ExtensionService/Initialize',
-            proto_dot_extension__pb2.InitializeRequest.SerializeToString,
-            proto_dot_extension__pb2.InitializeResponse.FromString,
+            kwil__sync_dot_proto_dot_extension__pb2.InitializeRequest.SerializeToString,
+            kwil__sync_dot_proto_dot_extension__pb2.InitializeResponse.FromString,
             options,
             channel_credentials,
             insecure,

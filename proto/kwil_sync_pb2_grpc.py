@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from proto import kwil_sync_pb2 as proto_dot_kwil__sync__pb2
+from kwil_sync.proto import kwil_sync_pb2 as kwil__sync_dot_proto_dot_kwil__sync__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in proto/kwil_sync_pb2_grpc.py depends on'
+        + ' but the generated code in kwil_sync/proto/kwil_sync_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -36,28 +36,28 @@ class SyncShimStub:
         """
         self.SaveAction = channel.unary_unary(
                 '/kwil_sync.SyncShim/SaveAction',
-                request_serializer=proto_dot_kwil__sync__pb2.SaveActionRequest.SerializeToString,
-                response_deserializer=proto_dot_kwil__sync__pb2.SaveActionResponse.FromString,
+                request_serializer=kwil__sync_dot_proto_dot_kwil__sync__pb2.SaveActionRequest.SerializeToString,
+                response_deserializer=kwil__sync_dot_proto_dot_kwil__sync__pb2.SaveActionResponse.FromString,
                 _registered_method=True)
         self.Status = channel.unary_unary(
                 '/kwil_sync.SyncShim/Status',
-                request_serializer=proto_dot_kwil__sync__pb2.StatusRequest.SerializeToString,
-                response_deserializer=proto_dot_kwil__sync__pb2.StatusResponse.FromString,
+                request_serializer=kwil__sync_dot_proto_dot_kwil__sync__pb2.StatusRequest.SerializeToString,
+                response_deserializer=kwil__sync_dot_proto_dot_kwil__sync__pb2.StatusResponse.FromString,
                 _registered_method=True)
         self.PendingItems = channel.unary_unary(
                 '/kwil_sync.SyncShim/PendingItems',
-                request_serializer=proto_dot_kwil__sync__pb2.PendingItemsRequest.SerializeToString,
-                response_deserializer=proto_dot_kwil__sync__pb2.PendingItemsResponse.FromString,
+                request_serializer=kwil__sync_dot_proto_dot_kwil__sync__pb2.PendingItemsRequest.SerializeToString,
+                response_deserializer=kwil__sync_dot_proto_dot_kwil__sync__pb2.PendingItemsResponse.FromString,
                 _registered_method=True)
         self.AckUploaded = channel.unary_unary(
                 '/kwil_sync.SyncShim/AckUploaded',
-                request_serializer=proto_dot_kwil__sync__pb2.AckUploadedRequest.SerializeToString,
-                response_deserializer=proto_dot_kwil__sync__pb2.AckUploadedResponse.FromString,
+                request_serializer=kwil__sync_dot_proto_dot_kwil__sync__pb2.AckUploadedRequest.SerializeToString,
+                response_deserializer=kwil__sync_dot_proto_dot_kwil__sync__pb2.AckUploadedResponse.FromString,
                 _registered_method=True)
         self.Calls = channel.unary_unary(
                 '/kwil_sync.SyncShim/Calls',
-                request_serializer=proto_dot_kwil__sync__pb2.CallsRequest.SerializeToString,
-                response_deserializer=proto_dot_kwil__sync__pb2.CallsResponse.FromString,
+                request_serializer=kwil__sync_dot_proto_dot_kwil__sync__pb2.CallsRequest.SerializeToString,
+                response_deserializer=kwil__sync_dot_proto_dot_kwil__sync__pb2.CallsResponse.FromString,
                 _registered_method=True)
 
 
@@ -107,28 +107,28 @@ def add_SyncShimServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'SaveAction': grpc.unary_unary_rpc_method_handler(
                     servicer.SaveAction,
-                    request_deserializer=proto_dot_kwil__sync__pb2.SaveActionRequest.FromString,
-                    response_serializer=proto_dot_kwil__sync__pb2.SaveActionResponse.SerializeToString,
+                    request_deserializer=kwil__sync_dot_proto_dot_kwil__sync__pb2.SaveActionRequest.FromString,
+                    response_serializer=kwil__sync_dot_proto_dot_kwil__sync__pb2.SaveActionResponse.SerializeToString,
             ),
             'Status': grpc.unary_unary_rpc_method_handler(
                     servicer.Status,
-                    request_deserializer=proto_dot_kwil__sync__pb2.StatusRequest.FromString,
-                    response_serializer=proto_dot_kwil__sync__pb2.StatusResponse.SerializeToString,
+                    request_deserializer=kwil__sync_dot_proto_dot_kwil__sync__pb2.StatusRequest.FromString,
+                    response_serializer=kwil__sync_dot_proto_dot_kwil__sync__pb2.StatusResponse.SerializeToString,
             ),
             'PendingItems': grpc.unary_unary_rpc_method_handler(
                     servicer.PendingItems,
-                    request_deserializer=proto_dot_kwil__sync__pb2.PendingItemsRequest.FromString,
-                    response_serializer=proto_dot_kwil__sync__pb2.PendingItemsResponse.SerializeToString,
+                    request_deserializer=kwil__sync_dot_proto_dot_kwil__sync__pb2.PendingItemsRequest.FromString,
+                    response_serializer=kwil__sync_dot_proto_dot_kwil__sync__pb2.PendingItemsResponse.SerializeToString,
             ),
             'AckUploaded': grpc.unary_unary_rpc_method_handler(
                     servicer.AckUploaded,
-                    request_deserializer=proto_dot_kwil__sync__pb2.AckUploadedRequest.FromString,
-                    response_serializer=proto_dot_kwil__sync__pb2.AckUploadedResponse.SerializeToString,
+                    request_deserializer=kwil__sync_dot_proto_dot_kwil__sync__pb2.AckUploadedRequest.FromString,
+                    response_serializer=kwil__sync_dot_proto_dot_kwil__sync__pb2.AckUploadedResponse.SerializeToString,
             ),
             'Calls': grpc.unary_unary_rpc_method_handler(
                     servicer.Calls,
-                    request_deserializer=proto_dot_kwil__sync__pb2.CallsRequest.FromString,
-                    response_serializer=proto_dot_kwil__sync__pb2.CallsResponse.SerializeToString,
+                    request_deserializer=kwil__sync_dot_proto_dot_kwil__sync__pb2.CallsRequest.FromString,
+                    response_serializer=kwil__sync_dot_proto_dot_kwil__sync__pb2.CallsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -156,8 +156,8 @@ class SyncShim:
             request,
             target,
             '/kwil_sync.SyncShim/SaveAction',
-            proto_dot_kwil__sync__pb2.SaveActionRequest.SerializeToString,
-            proto_dot_kwil__sync__pb2.SaveActionResponse.FromString,
+            kwil__sync_dot_proto_dot_kwil__sync__pb2.SaveActionRequest.SerializeToString,
+            kwil__sync_dot_proto_dot_kwil__sync__pb2.SaveActionResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -183,8 +183,8 @@ class SyncShim:
             request,
             target,
             '/kwil_sync.SyncShim/Status',
-            proto_dot_kwil__sync__pb2.StatusRequest.SerializeToString,
-            proto_dot_kwil__sync__pb2.StatusResponse.FromString,
+            kwil__sync_dot_proto_dot_kwil__sync__pb2.StatusRequest.SerializeToString,
+            kwil__sync_dot_proto_dot_kwil__sync__pb2.StatusResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -210,8 +210,8 @@ class SyncShim:
             request,
             target,
             '/kwil_sync.SyncShim/PendingItems',
-            proto_dot_kwil__sync__pb2.PendingItemsRequest.SerializeToString,
-            proto_dot_kwil__sync__pb2.PendingItemsResponse.FromString,
+            kwil__sync_dot_proto_dot_kwil__sync__pb2.PendingItemsRequest.SerializeToString,
+            kwil__sync_dot_proto_dot_kwil__sync__pb2.PendingItemsResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -237,8 +237,8 @@ class SyncShim:
             request,
             target,
             '/kwil_sync.SyncShim/AckUploaded',
-            proto_dot_kwil__sync__pb2.AckUploadedRequest.SerializeToString,
-            proto_dot_kwil__sync__pb2.AckUploadedResponse.FromString,
+            kwil__sync_dot_proto_dot_kwil__sync__pb2.AckUploadedRequest.SerializeToString,
+            kwil__sync_dot_proto_dot_kwil__sync__pb2.AckUploadedResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -264,8 +264,8 @@ class SyncShim:
             request,
             target,
             '/kwil_sync.SyncShim/Calls',
-            proto_dot_kwil__sync__pb2.CallsRequest.SerializeToString,
-            proto_dot_kwil__sync__pb2.CallsResponse.FromString,
+            kwil__sync_dot_proto_dot_kwil__sync__pb2.CallsRequest.SerializeToString,
+            kwil__sync_dot_proto_dot_kwil__sync__pb2.CallsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,4 +1,4 @@
-"""`python -m shim` / `kwil-sync shim`: run the gRPC shim beside kwild (see --help)."""
+"""`python -m kwil_sync.shim` / `kwil-sync shim`: run the gRPC shim beside kwild (see --help)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from shim.config import parse_config
-from shim.server import run_shim
+from kwil_sync.shim.config import parse_config
+from kwil_sync.shim.server import run_shim
 
 __all__ = ["main"]
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import grpc
 
 from kwil_sync.confirm import Confirmer, ConfirmReport
-from proto import kwil_sync_pb2, kwil_sync_pb2_grpc
-from shim.service import InvalidRequest, ShimService
-from shim.status import answer
+from kwil_sync.proto import kwil_sync_pb2, kwil_sync_pb2_grpc
+from kwil_sync.shim.service import InvalidRequest, ShimService
+from kwil_sync.shim.status import answer
 
 __all__ = ["DEFAULT_LEASE_SECONDS", "DEFAULT_PENDING_LIMIT", "MAX_PENDING_LIMIT",
            "SyncShimServicer"]

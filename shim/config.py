@@ -121,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _block_settings(name: str) -> tuple[str, KwilVersion, str]:
-    from blocks.kwil import KwilNode
+    from kwil_sync.blocks.kwil import KwilNode
 
     node = cast(KwilNode, KwilNode.load(name))  # sync outside an event loop
     return node.rpc_url, node.version, node.private_key.get_secret_value()

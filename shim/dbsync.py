@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import grpc
 
-from proto import dbsync_pb2, dbsync_pb2_grpc
-from shim.service import ShimService
-from shim.status import answer
+from kwil_sync.proto import dbsync_pb2, dbsync_pb2_grpc
+from kwil_sync.shim.service import ShimService
+from kwil_sync.shim.status import answer
 
 __all__ = ["DbSyncServicer"]
 

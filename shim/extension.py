@@ -17,10 +17,10 @@ import json
 
 import grpc
 
-from proto import extension_pb2, extension_pb2_grpc
-from shim.service import InvalidRequest, ShimService
-from shim.status import answer
-from shim.values import scalar_to_string
+from kwil_sync.proto import extension_pb2, extension_pb2_grpc
+from kwil_sync.shim.service import InvalidRequest, ShimService
+from kwil_sync.shim.status import answer
+from kwil_sync.shim.values import scalar_to_string
 
 __all__ = ["EXTENSION_NAME", "METHODS", "DbSyncExtension"]
 

@@ -24,15 +24,15 @@ from kwil_sync.arweave.ans104 import EthereumSigner
 from kwil_sync.confirm import Confirmer
 from kwil_sync.kwil.client import KwilClient
 from kwil_sync.outbox import Outbox
-from proto import dbsync_pb2_grpc, extension_pb2_grpc, kwil_sync_pb2_grpc
-from shim.api import SyncShimServicer
-from shim.catalog import ActionCatalog
-from shim.config import ShimConfig
-from shim.dbsync import DbSyncServicer
-from shim.extension import DbSyncExtension
-from shim.prefect_runner import DeploymentRunner, PrefectRunner
-from shim.service import ShimService
-from shim.submit import FlowSubmitter
+from kwil_sync.proto import dbsync_pb2_grpc, extension_pb2_grpc, kwil_sync_pb2_grpc
+from kwil_sync.shim.api import SyncShimServicer
+from kwil_sync.shim.catalog import ActionCatalog
+from kwil_sync.shim.config import ShimConfig
+from kwil_sync.shim.dbsync import DbSyncServicer
+from kwil_sync.shim.extension import DbSyncExtension
+from kwil_sync.shim.prefect_runner import DeploymentRunner, PrefectRunner
+from kwil_sync.shim.service import ShimService
+from kwil_sync.shim.submit import FlowSubmitter
 
 __all__ = ["RunningShim", "run_shim", "start_shim"]
 

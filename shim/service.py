@@ -27,9 +27,9 @@ from kwil_sync.records import (
     build_record,
 )
 from kwil_sync.records import encode_document as _encode_document
-from shim.catalog import ActionCatalog, CatalogUnavailable, UnknownActionError
-from shim.errors import InvalidRequest, WrongProvider
-from shim.tied import SavedCall, TiedSaves
+from kwil_sync.shim.catalog import ActionCatalog, CatalogUnavailable, UnknownActionError
+from kwil_sync.shim.errors import InvalidRequest, WrongProvider
+from kwil_sync.shim.tied import SavedCall, TiedSaves
 
 __all__ = ["GATEWAY_URL", "InvalidRequest", "SavedAction", "SavedCall", "ShimService",
            "WrongProvider"]

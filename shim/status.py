@@ -8,9 +8,9 @@ from typing import NoReturn, TypeVar
 
 import grpc
 
-from shim.catalog import CatalogUnavailable
-from shim.service import InvalidRequest, WrongProvider
-from shim.values import ArgumentError
+from kwil_sync.shim.catalog import CatalogUnavailable
+from kwil_sync.shim.service import InvalidRequest, WrongProvider
+from kwil_sync.shim.values import ArgumentError
 
 __all__ = ["answer"]
 

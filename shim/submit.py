@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from shim.prefect_runner import DeploymentRunner
+from kwil_sync.shim.prefect_runner import DeploymentRunner
 
 __all__ = ["FlowSubmitter", "SubmitStats"]
 

@@ -17,7 +17,7 @@ from kwil_sync.arweave.ans104 import DataItem, EthereumSigner
 from kwil_sync.outbox import Outbox, StoredCall
 from kwil_sync.outbox_calls import TiedCall
 from kwil_sync.records import TxRef, build_record, tied_action_id
-from shim.errors import InvalidRequest
+from kwil_sync.shim.errors import InvalidRequest
 
 __all__ = ["SavedCall", "TiedSaves"]
 

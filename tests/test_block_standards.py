@@ -9,15 +9,15 @@ from prefect.testing.standard_test_suites import BlockStandardTestSuite
 from prefect.utilities.dispatch import get_registry_for_type
 from prefect.utilities.importtools import to_qualified_name
 
-import blocks  # noqa: F401  (registers the blocks)
-from blocks.links import LOGO_PATH
+import kwil_sync.blocks  # noqa: F401  (registers the blocks)
+from kwil_sync.blocks.links import LOGO_PATH
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 def find_module_blocks() -> list[type[Block]]:
     registry = get_registry_for_type(Block) or {}
-    return [b for b in registry.values() if to_qualified_name(b).startswith("blocks.")]
+    return [b for b in registry.values() if to_qualified_name(b).startswith("kwil_sync.blocks.")]
 
 
 def test_the_blocks_are_registered():

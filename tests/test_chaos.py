@@ -325,9 +325,9 @@ class Outbox:
 def outbox(target: Target, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Outbox]:
     from pydantic import SecretStr
 
+    from kwil_sync.shim.config import ShimConfig
+    from kwil_sync.shim.server import start_shim
     from kwil_sync.shim_client import ShimClient
-    from shim.config import ShimConfig
-    from shim.server import start_shim
 
     count = int(request.param)
     provider = EthereumKey(SHIM_KEY).address
@@ -372,8 +372,8 @@ def assert_uploaded_once(bundler: BundlerStandIn, outbox: Outbox) -> dict[str, A
 def test_the_bundler_asks_for_payment_for_a_while_and_uploads_wait(
         prefect_api: str, outbox: Outbox, tmp_path: Path,
         record_property: Callable[[str, object], None]) -> None:
-    from blocks.arweave import Bundler
-    from flows.upload import upload
+    from kwil_sync.blocks.arweave import Bundler
+    from kwil_sync.flows.upload import upload
 
     window_s = 10.0  # longer than one upload attempt waits (4 tries, Retry-After 2 s)
     bundler = cast(BundlerStandIn, BundlerStandIn.start(data_dir=tmp_path / "bundler",
@@ -395,9 +395,9 @@ def test_the_bundler_asks_for_payment_for_a_while_and_uploads_wait(
 
 KILLABLE_UPLOAD = """
 import sys
-import tasks.upload
-tasks.upload.LEASE_SECONDS = int(sys.argv[3])  # short, so the test need not wait 600 s
-from flows.upload import upload
+import kwil_sync.tasks.upload
+kwil_sync.tasks.upload.LEASE_SECONDS = int(sys.argv[3])  # short, so the test need not wait 600 s
+from kwil_sync.flows.upload import upload
 upload(shim_address=sys.argv[1], bundler_block=sys.argv[2], batch_size=40)
 """
 
@@ -407,8 +407,8 @@ upload(shim_address=sys.argv[1], bundler_block=sys.argv[2], batch_size=40)
 def test_the_upload_process_killed_mid_batch_then_reruns_upload_the_rest_once(
         prefect_api: str, outbox: Outbox, tmp_path: Path,
         record_property: Callable[[str, object], None]) -> None:
-    from blocks.arweave import Bundler
-    from flows.upload import upload
+    from kwil_sync.blocks.arweave import Bundler
+    from kwil_sync.flows.upload import upload
 
     lease_s = 6
     slow = FaultRates(latency=1.0, latency_seconds=0.15)  # every upload takes a while
@@ -455,7 +455,7 @@ def test_the_upload_process_killed_mid_batch_then_reruns_upload_the_rest_once(
 
 FOLLOW = """
 import json, sys
-from flows.follow import follow
+from kwil_sync.flows.follow import follow
 result = follow(sys.argv[1], sys.argv[2], node="chaos-node", gateway="chaos-gateway",
                 ledger_path=sys.argv[3], lock_timeout_seconds=float(sys.argv[4]))
 print("RESULT " + json.dumps({k: result.get(k) for k in ("skipped", "applied",
@@ -470,8 +470,8 @@ def test_two_follow_polls_at_once_apply_everything_once(
         record_property: Callable[[str, object], None]) -> None:
     from pydantic import SecretStr
 
-    from blocks.arweave import ArweaveGateway
-    from blocks.kwil import KwilNode
+    from kwil_sync.blocks.arweave import ArweaveGateway
+    from kwil_sync.blocks.kwil import KwilNode
 
     owner_key = "c8" * 32
     items, calls = honest_chain(owner_key, 100)
@@ -510,7 +510,7 @@ def test_first_polls_creating_the_follow_limit_together_do_not_fail(prefect_api:
     """The limit's upsert is read-then-create: first polls started together race on it."""
     from prefect.client.orchestration import get_client
 
-    from flows.follow import _ensure_limit
+    from kwil_sync.flows.follow import _ensure_limit
 
     name = f"kwil-sync-follow-race-{time.time_ns()}"
     start, errors = threading.Barrier(8), []

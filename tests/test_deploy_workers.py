@@ -45,10 +45,10 @@ ORIGINAL = Provider("74" * 32)
 AUTHOR = EthereumKey("73" * 32).address
 PROVIDERS = {"h8-pool-node-1": ("75" * 32, "h8-pool-chain-1"),
              "h8-pool-node-2": ("76" * 32, "h8-pool-chain-2")}
-DEPLOYMENTS = {"kwil-sync-restore/restore": "flows/restore.py:restore",
-               "kwil-sync-follow/follow": "flows/follow.py:follow",
-               "kwil-sync-upload/upload": "flows/upload.py:upload",
-               "kwil-sync-backfill/backfill": "flows/backfill.py:backfill"}
+DEPLOYMENTS = {"kwil-sync-restore/restore": "kwil_sync.flows.restore:restore",
+               "kwil-sync-follow/follow": "kwil_sync.flows.follow:follow",
+               "kwil-sync-upload/upload": "kwil_sync.flows.upload:upload",
+               "kwil-sync-backfill/backfill": "kwil_sync.flows.backfill:backfill"}
 
 
 @dataclass
@@ -75,8 +75,8 @@ def world(request: pytest.FixtureRequest, arlocal: Arlocal) -> Iterator[World]:
     from prefect.settings import PREFECT_API_URL, temporary_settings
     from pydantic import SecretStr
 
-    from blocks.arweave import ArweaveGateway
-    from blocks.kwil import KwilNode
+    from kwil_sync.blocks.arweave import ArweaveGateway
+    from kwil_sync.blocks.kwil import KwilNode
 
     post_bundle(arlocal, sign_chain(ORIGINAL, messages_calls(RECORDS, AUTHOR, seed=5)))
     with ThreadPoolExecutor(1) as pool:
@@ -152,10 +152,7 @@ def test_prefect_deploy_all_registers_the_four_deployments(world: World) -> None
             assert deployment.work_pool_name == POOL, name
             assert deployment.entrypoint == entrypoint
             assert "kwil-sync" in deployment.tags
-            [step] = deployment.pull_steps or []
-            directory = step["prefect.deployments.steps.set_working_directory"]["directory"]
-            assert Path(directory.replace("{{ $KWIL_SYNC_HOME }}", str(PROJECT_ROOT))) \
-                .resolve() == PROJECT_ROOT
+            assert not deployment.pull_steps  # imported from the installed package
             assert deployment.parameter_openapi_schema is not None
         restore = client.read_deployment_by_name("kwil-sync-restore/restore")
         params = restore.parameter_openapi_schema or {}
@@ -168,7 +165,7 @@ def test_backfill_fans_out_to_two_workers_and_both_targets_match(world: World) -
     from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from flows.backfill import backfill
+    from kwil_sync.flows.backfill import backfill
 
     assert world.stack.prefect_api_url is not None
     targets = [{"node": name, "target": world.targets[name]} for name in PROVIDERS]

@@ -47,9 +47,9 @@ def _configure(stack: LocalStack, arlocal: str, bundler: str, node_a: str,
                node_b: str) -> dict[str, Any]:
     from pydantic import SecretStr
 
-    from blocks.arweave import ArweaveGateway, Bundler
-    from blocks.kwil import KwilNode
-    from blocks.shim import SyncShim
+    from kwil_sync.blocks.arweave import ArweaveGateway, Bundler
+    from kwil_sync.blocks.kwil import KwilNode
+    from kwil_sync.blocks.shim import SyncShim
 
     a, b = EthereumKey(KEY_A).address, EthereumKey(KEY_B).address
     db_a = standin_call(node_a, "deploy", owner=a, name="messages",

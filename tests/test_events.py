@@ -49,9 +49,9 @@ def world(request: pytest.FixtureRequest, arlocal: Arlocal) -> Iterator[World]:
     from prefect.settings import PREFECT_API_URL, temporary_settings
     from pydantic import SecretStr
 
-    from blocks.arweave import ArweaveGateway
-    from blocks.kwil import KwilNode
-    from flows.follow import follow
+    from kwil_sync.blocks.arweave import ArweaveGateway
+    from kwil_sync.blocks.kwil import KwilNode
+    from kwil_sync.flows.follow import follow
 
     forged = sign_chain(STRANGER, [Call("post_message_sync", [
         ("$id", "999"), ("$body", "forged"), ("$author", AUTHOR), ("$created_at", "1")])],
@@ -82,7 +82,7 @@ def events(world: World, prefix: str, count: int = 1) -> list[dict[str, Any]]:
     """Wait until the server holds at least `count` events named `prefix*`; return them."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from flows.events import read_events
+    from kwil_sync.flows.events import read_events
 
     found: list[dict[str, Any]] = []
 
@@ -116,7 +116,7 @@ def test_a_poll_emits_applied_quarantined_and_polled_events_tied_to_its_run(
 
 
 def test_the_quarantine_and_the_stalled_follow_fire_their_automations(world: World) -> None:
-    from flows.automations import QUARANTINE_AUTOMATION, STALL_AUTOMATION
+    from kwil_sync.flows.automations import QUARANTINE_AUTOMATION, STALL_AUTOMATION
 
     fired = {}
 
@@ -133,7 +133,7 @@ def test_the_quarantine_and_the_stalled_follow_fire_their_automations(world: Wor
 def test_status_shows_each_pairs_last_poll_from_the_events(world: World) -> None:
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from flows.status import collect_status
+    from kwil_sync.flows.status import collect_status
 
     events(world, "kwil-sync.follow.polled")
     with temporary_settings({PREFECT_API_URL: world.stack.prefect_api_url}):

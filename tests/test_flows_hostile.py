@@ -162,8 +162,8 @@ def world(request: pytest.FixtureRequest, arlocal: Arlocal) -> Iterator[World]:
     from prefect.settings import PREFECT_API_URL, temporary_settings
     from pydantic import SecretStr
 
-    from blocks.arweave import ArweaveGateway
-    from blocks.kwil import KwilNode
+    from kwil_sync.blocks.arweave import ArweaveGateway
+    from kwil_sync.blocks.kwil import KwilNode
 
     calls = messages_calls(GOOD, AUTHOR, seed=3)
     good = sign_chain(ORIGINAL, calls)
@@ -201,7 +201,7 @@ def _restore(world: World, original_dbid: str, target: str, *,
              gateway: str = "h8-hostile-arlocal", **more: Any) -> dict[str, Any]:
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from flows.restore import restore
+    from kwil_sync.flows.restore import restore
 
     assert world.stack.prefect_api_url is not None
     with temporary_settings({PREFECT_API_URL: world.stack.prefect_api_url}):

@@ -172,9 +172,9 @@ def test_restore_flow_from_arlocal(corpus: Corpus, on_arlocal: Arlocal, node: Kw
                                    prefect_server: None, tmp_path: Path) -> None:
     from pydantic import SecretStr
 
-    from blocks.arweave import ArweaveGateway
-    from blocks.kwil import KwilNode
-    from flows.restore import restore
+    from kwil_sync.blocks.arweave import ArweaveGateway
+    from kwil_sync.blocks.kwil import KwilNode
+    from kwil_sync.flows.restore import restore
 
     target = fresh_target(node, "from_flow")
     KwilNode(rpc_url=node.url, version="v0.10", private_key=SecretStr(ADMIN_KEY)).save(

@@ -34,6 +34,7 @@ def test_only_the_command_line_imports_the_shim_server():
             for node in ast.walk(ast.parse(path.read_text())):
                 names = ([a.name for a in node.names] if isinstance(node, ast.Import)
                          else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
-                if any(n == "shim" or n.startswith("shim.") for n in names):
+                if any(n in ("shim", "kwil_sync.shim") or n.startswith(("shim.", "kwil_sync.shim."))
+                       for n in names):
                     importers.append(str(path.relative_to(ROOT)))
     assert importers == []

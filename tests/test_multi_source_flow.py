@@ -69,11 +69,11 @@ def test_restore_and_follow_read_two_indexes_and_report_what_one_lacks(
     from prefect.client.schemas.sorting import ArtifactSort
     from pydantic import SecretStr
 
-    from blocks.arweave import ArweaveGateway
-    from blocks.kwil import KwilNode
-    from flows.follow import follow
-    from flows.names import pair_key
-    from flows.restore import restore
+    from kwil_sync.blocks.arweave import ArweaveGateway
+    from kwil_sync.blocks.kwil import KwilNode
+    from kwil_sync.flows.follow import follow
+    from kwil_sync.flows.names import pair_key
+    from kwil_sync.flows.restore import restore
 
     calls = messages_calls(FIRST + MORE, WRITER.address, seed=21)
     items = sign_chain(WRITER, calls)

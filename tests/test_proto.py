@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from proto import dbsync_pb2, extension_pb2, kwil_sync_pb2
-from proto.generate import PROTO_DIR, generate, generated_names
+from kwil_sync.proto import dbsync_pb2, extension_pb2, kwil_sync_pb2
+from kwil_sync.proto.generate import PROTO_DIR, generate, generated_names
 
 
 def test_committed_modules_match_a_fresh_generation(tmp_path: Path) -> None:

@@ -43,8 +43,8 @@ def env(prefect_api: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     """Two provider stand-ins, the bundler stand-in's index and their blocks, once."""
     from pydantic import SecretStr
 
-    from blocks.arweave import ArweaveGateway
-    from blocks.kwil import KwilNode
+    from kwil_sync.blocks.arweave import ArweaveGateway
+    from kwil_sync.blocks.kwil import KwilNode
 
     root = tmp_path_factory.mktemp("verify-flow")
     dirs = [root / "node-a", root / "node-b"]
@@ -107,7 +107,7 @@ def test_verified_then_one_changed_row_is_drift_with_artifact_and_event(
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
     from prefect.client.schemas.sorting import ArtifactSort
 
-    from flows.verify import verify
+    from kwil_sync.flows.verify import verify
 
     first = verify(**world["params"])
     assert first["status"] == "verified", first
@@ -138,7 +138,7 @@ def test_verified_then_one_changed_row_is_drift_with_artifact_and_event(
 
 def test_the_cli_exits_1_on_drift_and_2_when_it_cannot_verify(
         world: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
-    from flows.verify import add_verify_arguments, run_verify_command
+    from kwil_sync.flows.verify import add_verify_arguments, run_verify_command
 
     parser = argparse.ArgumentParser(prog="kwil-sync verify")
     add_verify_arguments(parser)
@@ -163,7 +163,7 @@ def test_the_cli_exits_1_on_drift_and_2_when_it_cannot_verify(
 
 def test_the_demo_step_finds_exactly_the_row_changed_behind_kwil_syncs_back(
         world: dict[str, Any]) -> None:
-    from deployments.demo_verify import run_verify_demo
+    from kwil_sync.deployments.demo_verify import run_verify_demo
 
     params = world["params"]
     result = run_verify_demo(db_a=world["targets"][0], db_b=world["targets"][1],

@@ -59,7 +59,7 @@ CHAIN_ID = "h8-kill-chain"
 # The restore flow, run as its own process so it can be killed anywhere.
 CHILD = """
 import json, sys
-from flows.restore import restore
+from kwil_sync.flows.restore import restore
 report = restore(**json.loads(sys.argv[1]))
 with open(sys.argv[2], "w") as out:
     json.dump(report, out)
@@ -82,8 +82,8 @@ def world(request: pytest.FixtureRequest, arlocal: Arlocal) -> Iterator[World]:
     from prefect.settings import PREFECT_API_URL, temporary_settings
     from pydantic import SecretStr
 
-    from blocks.arweave import ArweaveGateway
-    from blocks.kwil import KwilNode
+    from kwil_sync.blocks.arweave import ArweaveGateway
+    from kwil_sync.blocks.kwil import KwilNode
 
     calls = messages_calls(RECORDS, AUTHOR, seed=SEED)
     items = sign_chain(ORIGINAL, calls)

@@ -119,9 +119,9 @@ def world(request: pytest.FixtureRequest, arlocal: Arlocal,
     from prefect.settings import PREFECT_API_URL, temporary_settings
     from pydantic import SecretStr
 
-    from blocks.arweave import ArweaveGateway
-    from blocks.kwil import KwilNode
-    from blocks.ledger import LedgerDatabase
+    from kwil_sync.blocks.arweave import ArweaveGateway
+    from kwil_sync.blocks.kwil import KwilNode
+    from kwil_sync.blocks.ledger import LedgerDatabase
 
     stack = session_stack(request)
     assert stack.prefect_api_url is not None
@@ -304,7 +304,7 @@ def test_f_an_exported_then_imported_ledger_applies_nothing_again(world: World,
     from prefect.settings import PREFECT_API_URL, temporary_settings
     from pydantic import SecretStr
 
-    from blocks.ledger import LedgerDatabase
+    from kwil_sync.blocks.ledger import LedgerDatabase
 
     target = world.target("counters_moved")
     run = finish(world, submit(world, "restore", "shared-a", tmp_path, target=target,

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from blocks.shim import SyncShim
-from shim.config import ShimConfig
-from shim.server import start_shim
+from kwil_sync.blocks.shim import SyncShim
+from kwil_sync.shim.config import ShimConfig
+from kwil_sync.shim.server import start_shim
 
 
 def test_the_block_client_talks_to_the_shim(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""`kwil-sync shim` / `python -m shim` options: documented, keys from files, never shown."""
+"""`kwil-sync shim` / `python -m kwil_sync.shim` options: documented, keys from files,
+never shown."""
 
 from __future__ import annotations
 
@@ -8,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from shim.config import KEY_ENV, build_parser, config_from_args
+from kwil_sync.shim.config import KEY_ENV, build_parser, config_from_args
 
 ROOT = Path(__file__).parents[1]
 KEY = "33" * 32
 
 
 def test_help_documents_every_option() -> None:
-    out = subprocess.run([sys.executable, "-m", "shim", "--help"], cwd=ROOT, check=True,
+    out = subprocess.run([sys.executable, "-m", "kwil_sync.shim", "--help"], cwd=ROOT, check=True,
                          capture_output=True, text=True).stdout
     flat = " ".join(out.split())
     for action in build_parser()._actions:
@@ -28,7 +29,7 @@ def test_help_documents_every_option() -> None:
 
 def test_a_missing_key_is_a_clear_error(tmp_path: Path) -> None:
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
-    run = subprocess.run([sys.executable, "-m", "shim", "--outbox", str(tmp_path / "o")],
+    run = subprocess.run([sys.executable, "-m", "kwil_sync.shim", "--outbox", str(tmp_path / "o")],
                          cwd=ROOT, capture_output=True, text=True, env=env, timeout=60)
     assert run.returncode == 2
     assert "no provider key" in run.stderr and "Traceback" not in run.stderr

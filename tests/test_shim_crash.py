@@ -24,14 +24,14 @@ from kwil_sync.arweave.gateway import GatewayUnavailable
 from kwil_sync.arweave.graphql import GraphQLPager
 from kwil_sync.arweave.uploaders import IrysUploader
 from kwil_sync.kwil import dbid
+from kwil_sync.proto import extension_pb2, extension_pb2_grpc
+from kwil_sync.shim.config import KEY_ENV
 from kwil_sync.shim_client import ShimClient
+from kwil_sync.tasks.upload import upload_pending
 from kwil_sync.testing.arlocal import Arlocal
 from kwil_sync.testing.bundler import BundlerStandIn
 from kwil_sync.testing.kwil_node import ActionDef, KwilNodeStandIn, Schema
 from kwil_sync.testing.procs import free_port, stop_process, wait_until
-from proto import extension_pb2, extension_pb2_grpc
-from shim.config import KEY_ENV
-from tasks.upload import upload_pending
 
 KEY = "8f2a55949038a9610f50fb23b5883af3b4ecb3c3bb792cbcefbd1542c692be63"
 ACTIONS = 1000
@@ -42,7 +42,7 @@ SCHEMA = Schema(tables=["CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)"
 
 
 class Shim:
-    """The shim as its own process (`python -m shim`), so it can be SIGKILLed."""
+    """The shim as its own process (`python -m kwil_sync.shim`), so it can be SIGKILLed."""
 
     def __init__(self, port: int, outbox: Path, kwil_url: str) -> None:
         self.port, self.outbox, self.kwil_url = port, outbox, kwil_url
@@ -51,7 +51,7 @@ class Shim:
     def start(self) -> None:
         env = {**os.environ, KEY_ENV: KEY}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "shim", "--port", str(self.port), "--outbox",
+            [sys.executable, "-m", "kwil_sync.shim", "--port", str(self.port), "--outbox",
              str(self.outbox), "--kwil-url", self.kwil_url, "--kwil-version", "v0.9",
              "--no-submit", "--log-level", "WARNING"],
             env=env, cwd=Path(__file__).parents[1], start_new_session=True)

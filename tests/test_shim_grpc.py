@@ -16,12 +16,12 @@ from pydantic import SecretStr
 
 from kwil_sync.arweave.ans104 import DataItem
 from kwil_sync.kwil import dbid
+from kwil_sync.proto import dbsync_pb2, dbsync_pb2_grpc, extension_pb2, extension_pb2_grpc
 from kwil_sync.records import MAX_DOCUMENT_BYTES, SyncRecord, action_id
+from kwil_sync.shim.config import ShimConfig
+from kwil_sync.shim.server import RunningShim, start_shim
 from kwil_sync.shim_client import ShimClient
 from kwil_sync.testing.kwil_node import ActionDef, KwilNodeStandIn, Schema
-from proto import dbsync_pb2, dbsync_pb2_grpc, extension_pb2, extension_pb2_grpc
-from shim.config import ShimConfig
-from shim.server import RunningShim, start_shim
 
 KEY = "4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"
 ADDRESS = "0x2c7536E3605D9C16a7a3D7b1898e529396a65c23"

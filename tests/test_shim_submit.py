@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from kwil_sync.shim.submit import FlowSubmitter
 from kwil_sync.testing.procs import wait_until
-from shim.submit import FlowSubmitter
 
 
 class ScriptedPrefect:
@@ -132,11 +132,11 @@ def test_the_shim_keeps_answering_when_prefect_is_unreachable(tmp_path, caplog) 
     from prefect.settings import PREFECT_API_URL, PREFECT_CLIENT_MAX_RETRIES, temporary_settings
     from pydantic import SecretStr
 
+    from kwil_sync.shim.config import ShimConfig
+    from kwil_sync.shim.server import start_shim
     from kwil_sync.shim_client import ShimClient
     from kwil_sync.testing.kwil_node import ActionDef, KwilNodeStandIn, Schema
     from kwil_sync.testing.procs import free_port
-    from shim.config import ShimConfig
-    from shim.server import start_shim
 
     node = KwilNodeStandIn.start(version="v0.10")
     key = "44" * 32

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shim.values import ArgumentError, js_number_string, scalar_to_string
+from kwil_sync.shim.values import ArgumentError, js_number_string, scalar_to_string
 
 NODE_DIR = Path(__file__).parent / "node"
 EDGES = [0.0, -0.0, 7.0, 1.5, -2.25, 0.1, 0.1 + 0.2, 1e21, 1e20, 123456789012345680000.0,

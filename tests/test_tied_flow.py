@@ -12,8 +12,8 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from prefect.testing.utilities import prefect_test_harness
 from test_tied_capture import start_world
 
-from flows.events import read_events
 from kwil_sync.arweave.graphql import GraphQLPager
+from kwil_sync.flows.events import read_events
 from kwil_sync.testing.bundler import BundlerStandIn
 from kwil_sync.testing.procs import wait_until
 
@@ -28,8 +28,8 @@ def harness() -> Iterator[None]:
 
 def test_the_upload_flow_publishes_committed_actions_and_counts_the_voided(
         harness: None, tmp_path: Path) -> None:
-    from blocks.arweave import Bundler
-    from flows.upload import upload
+    from kwil_sync.blocks.arweave import Bundler
+    from kwil_sync.flows.upload import upload
 
     world = start_world(tmp_path)
     bundler = BundlerStandIn.start(data_dir=tmp_path / "bundler")  # Irys side only

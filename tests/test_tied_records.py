@@ -19,12 +19,12 @@ from kwil_sync.records import (
     canonical_text,
     tied_action_id,
 )
+from kwil_sync.shim.config import ShimConfig
+from kwil_sync.shim.server import start_shim
 from kwil_sync.shim_client import ShimClient
 from kwil_sync.testing.kwil_node import KwilNodeStandIn
 from kwil_sync.testing.workload import MessagesWorkload, SyncedCall, messages_schema
 from kwil_sync.verify import TrustPolicy, verify_record
-from shim.config import ShimConfig
-from shim.server import start_shim
 
 SIGNER = EthereumSigner(secrets.token_hex(32))
 NAME = "messages"

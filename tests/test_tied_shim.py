@@ -13,7 +13,7 @@ import pytest
 from test_tied_capture import World, start_world
 
 from kwil_sync.outbox import Outbox
-from proto import extension_pb2, extension_pb2_grpc
+from kwil_sync.proto import extension_pb2, extension_pb2_grpc
 
 TX = "ab" * 32
 

@@ -7,13 +7,13 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from flows.status import collect_status
 from kwil_sync.ethkeys import EthereumKey
+from kwil_sync.flows.status import collect_status
+from kwil_sync.shim.config import ShimConfig
+from kwil_sync.shim.server import start_shim
 from kwil_sync.shim_client import ShimClient
 from kwil_sync.testing.kwil_node import KwilNodeStandIn
 from kwil_sync.testing.workload import messages_schema
-from shim.config import ShimConfig
-from shim.server import start_shim
 
 
 def test_status_counts_and_warns_about_untied_records(tmp_path: Path) -> None:

@@ -18,14 +18,14 @@ from kwil_sync.kwil.client import KwilClient
 from kwil_sync.ledger import Ledger
 from kwil_sync.records import SyncRecord
 from kwil_sync.replay import Replayer
+from kwil_sync.shim.config import ShimConfig
+from kwil_sync.shim.server import RunningShim, start_shim
 from kwil_sync.shim_client import ShimClient
 from kwil_sync.sources import ItemSource
 from kwil_sync.testing.kwil_node import KwilNodeStandIn
 from kwil_sync.testing.procs import free_port
 from kwil_sync.testing.workload import messages_schema
 from kwil_sync.verify import TrustPolicy
-from shim.config import ShimConfig
-from shim.server import RunningShim, start_shim
 
 OWNER, SECOND, USER, TARGET_ADMIN = (secrets.token_hex(32) for _ in range(4))
 

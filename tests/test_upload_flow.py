@@ -27,13 +27,13 @@ from prefect.testing.utilities import prefect_test_harness
 from pydantic import SecretStr
 
 from kwil_sync.arweave.graphql import GraphQLPager
+from kwil_sync.proto import extension_pb2, extension_pb2_grpc
+from kwil_sync.shim.config import ShimConfig
+from kwil_sync.shim.server import start_shim
 from kwil_sync.shim_client import ShimClient
 from kwil_sync.testing.bundler import BundlerStandIn
 from kwil_sync.testing.kwil_node import ActionDef, KwilNodeStandIn, Schema
 from kwil_sync.testing.procs import wait_until
-from proto import extension_pb2, extension_pb2_grpc
-from shim.config import ShimConfig
-from shim.server import start_shim
 
 pytestmark = pytest.mark.prefect
 
@@ -72,9 +72,9 @@ def execute(address: str, metadata: dict[str, str], first: int, count: int) -> N
 
 
 def test_shim_submits_batches_and_the_flow_drains_them(harness: None, tmp_path: Path) -> None:
-    from blocks.arweave import Bundler
-    from blocks.shim import SyncShim
-    from flows.upload import upload
+    from kwil_sync.blocks.arweave import Bundler
+    from kwil_sync.blocks.shim import SyncShim
+    from kwil_sync.flows.upload import upload
 
     for deployment in (restore_standin.to_deployment("restore"), upload.to_deployment("upload")):
         cast(RunnerDeployment, deployment).apply()
@@ -137,8 +137,8 @@ def test_shim_submits_batches_and_the_flow_drains_them(harness: None, tmp_path: 
 
 
 def test_shim_config_from_a_kwil_node_block(harness: None) -> None:
-    from blocks.kwil import KwilNode
-    from shim.config import build_parser, config_from_args
+    from kwil_sync.blocks.kwil import KwilNode
+    from kwil_sync.shim.config import build_parser, config_from_args
 
     KwilNode(rpc_url="http://127.0.0.1:9", version="v0.10",
              private_key=SecretStr(KEY)).save("shim-test-node", overwrite=True)
@@ -151,7 +151,7 @@ def test_shim_config_from_a_kwil_node_block(harness: None) -> None:
 
 
 def test_a_missing_block_is_named(harness: None) -> None:
-    from flows.upload import upload
+    from kwil_sync.flows.upload import upload
 
     with pytest.raises(ValueError, match="block named 'nope'"):
         upload(shim_address="127.0.0.1:1", bundler_block="nope")

@@ -18,7 +18,7 @@ from typing import Any
 
 import grpc
 
-from proto import extension_pb2, extension_pb2_grpc
+from kwil_sync.proto import extension_pb2, extension_pb2_grpc
 
 __all__ = ["ExtensionFailed", "ExtensionHub"]
 

@@ -57,7 +57,6 @@ class LocalStack:
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "PREFECT_INTEGRATIONS_KWIL_SYNC_STATE_DIR": str(self.root / "state"),
             "PYTHONPATH": str(PROJECT_ROOT),
-            "KWIL_SYNC_HOME": str(PROJECT_ROOT),
         })
         if self.prefect_api_url:
             env["PREFECT_API_URL"] = self.prefect_api_url
@@ -123,15 +122,15 @@ class LocalStack:
         """The gRPC shim for one provider; returns host:port. The node at `kwil_url` may
         start later (the shim reads it lazily), as kwild does after its extensions."""
         port = free_port()
-        self.spawn("shim", [sys.executable, "-m", "shim", "--port", str(port), "--kwil-url",
-                            kwil_url, "--key-file", str(key_file), "--outbox",
+        self.spawn("shim", [sys.executable, "-m", "kwil_sync.shim", "--port", str(port),
+                            "--kwil-url", kwil_url, "--key-file", str(key_file), "--outbox",
                             str(self.root / "state" / "outbox.sqlite"), *(extra or [])],
                    ready=lambda: _port_open(port))
         return f"127.0.0.1:{port}"
 
     def start_serve(self, *args: str) -> subprocess.Popen[bytes]:
         """Serve the deployments (no worker needed); ready once the process is up."""
-        return self.spawn("serve", [sys.executable, "-m", "deployments.serve", *args])
+        return self.spawn("serve", [sys.executable, "-m", "kwil_sync.deployments.serve", *args])
 
     def write_key(self, name: str, private_key_hex: str) -> Path:
         """Store a provider key in a 0600 file under the stack's root (never printed)."""

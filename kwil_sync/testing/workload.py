@@ -42,8 +42,8 @@ from kwil_sync.ethkeys import EthereumKey
 from kwil_sync.kwil.client import KwilClient
 from kwil_sync.kwil.pipeline import NoncePipeline, TxOutcome
 from kwil_sync.kwil.values import convert_arguments
+from kwil_sync.proto import extension_pb2, extension_pb2_grpc
 from kwil_sync.testing.kwil_node_schema import ActionDef, ExtensionUse, Schema
-from proto import extension_pb2, extension_pb2_grpc
 
 __all__ = ["MESSAGES_SCHEMA", "MessagesWorkload", "SyncedCall", "messages_schema"]
 
