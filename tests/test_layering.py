@@ -1,5 +1,6 @@
 """The house rules: the core (`kwil_sync`) never imports Prefect, and no layer but the
-command line imports the shim server's package (its client lives in the core)."""
+command line (and the testing helpers, which start it) imports the shim server's package
+(its client lives in the core)."""
 
 import ast
 import subprocess
@@ -29,7 +30,8 @@ def test_only_the_command_line_imports_the_shim_server():
     importers = []
     for folder in ("kwil_sync", "blocks", "tasks", "flows", "deployments"):
         for path in (ROOT / folder).rglob("*.py"):
-            if path == ROOT / "kwil_sync" / "cli.py":  # `kwil-sync shim` runs it
+            # `kwil-sync shim` runs it; the testing helpers start it as a test would
+            if path == ROOT / "kwil_sync" / "cli.py" or "testing" in path.parts:
                 continue
             for node in ast.walk(ast.parse(path.read_text())):
                 names = ([a.name for a in node.names] if isinstance(node, ast.Import)
