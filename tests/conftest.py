@@ -2,6 +2,7 @@
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 # Before anything imports Prefect: no telemetry from servers the tests start.
@@ -26,7 +27,8 @@ def vectors():
 # oracles) or carries one of the service markers.
 SERVICE_FIXTURES = frozenset({
     "arlocal", "postgres", "postgres_url", "world", "prefect_api", "prefect_server",
-    "harness", "on_arlocal", "oracle", "funded", "wallet", "irys_run", "gateway_run"})
+    "harness", "on_arlocal", "oracle", "funded", "wallet", "irys_run", "gateway_run",
+    "shared_prefect", "flows_world"})
 SERVICE_MARKERS = frozenset({"arlocal", "node", "prefect"})
 
 
@@ -36,3 +38,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         markers = {m.name for m in item.iter_markers()}
         if fixtures & SERVICE_FIXTURES or markers & SERVICE_MARKERS:
             item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="module")
+def shared_prefect(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The session's Prefect server (tests/helpers_records.session_stack), current for the
+    module; yields its API URL. One server start for every module that needs no server of
+    its own (each start costs 10 to 20 s)."""
+    from helpers_records import session_stack
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    url = session_stack(request).prefect_api_url
+    assert url is not None
+    with temporary_settings({PREFECT_API_URL: url}):
+        yield url

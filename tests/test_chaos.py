@@ -16,7 +16,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,25 +27,15 @@ from kwil_sync.testing.arlocal import Arlocal
 from kwil_sync.testing.chaos import ChaosWorld
 
 
-@pytest.fixture(scope="module")
-def prefect_api() -> Iterator[str]:
-    """A real Prefect server for the module; yields its API URL for subprocesses."""
-    from prefect.settings import PREFECT_API_URL
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=180):
-        yield str(PREFECT_API_URL.value())
-
-
 @pytest.fixture
 def world(tmp_path: Path, arlocal: Arlocal) -> ChaosWorld:
     return ChaosWorld(tmp_path, arlocal, dict(os.environ))
 
 
 @pytest.fixture
-def flows_world(tmp_path: Path, arlocal: Arlocal, prefect_api: str) -> ChaosWorld:
-    """A world whose processes reach the module's Prefect server."""
-    return ChaosWorld(tmp_path, arlocal, {**os.environ, "PREFECT_API_URL": prefect_api})
+def flows_world(tmp_path: Path, arlocal: Arlocal, shared_prefect: str) -> ChaosWorld:
+    """A world whose processes reach the session's Prefect server."""
+    return ChaosWorld(tmp_path, arlocal, {**os.environ, "PREFECT_API_URL": shared_prefect})
 
 
 def report_figures(record_property: Callable[[str, object], None], scenario: str,
@@ -141,9 +131,10 @@ def test_two_follow_polls_at_once_apply_everything_once(
 
 
 @pytest.mark.prefect
-def test_first_polls_creating_the_follow_limit_together_do_not_fail(prefect_api: str) -> None:
+def test_first_polls_creating_the_follow_limit_together_do_not_fail(shared_prefect: str) -> None:
     """The limit's upsert is read-then-create: first polls started together race on it."""
     from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from kwil_sync.flows.follow import _ensure_limit
 
@@ -152,8 +143,9 @@ def test_first_polls_creating_the_follow_limit_together_do_not_fail(prefect_api:
 
     def first_poll() -> None:
         start.wait()
-        try:
-            _ensure_limit(name)
+        try:  # settings are per thread (context variables): name the server again
+            with temporary_settings({PREFECT_API_URL: shared_prefect}):
+                _ensure_limit(name)
         except Exception as exc:  # noqa: BLE001 (collected and asserted below)
             errors.append(repr(exc))
 

@@ -158,18 +158,10 @@ def test_core_replayer_from_arlocal(corpus: Corpus, on_arlocal: Arlocal,
         assert not unlisted & {q.item_id for q in ledger.quarantined(target)}
 
 
-@pytest.fixture(scope="module")
-def prefect_server() -> Iterator[None]:
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=180):
-        yield
-
-
 @pytest.mark.arlocal
 @pytest.mark.prefect
 def test_restore_flow_from_arlocal(corpus: Corpus, on_arlocal: Arlocal, node: KwilNodeStandIn,
-                                   prefect_server: None, tmp_path: Path) -> None:
+                                   shared_prefect: str, tmp_path: Path) -> None:
     from pydantic import SecretStr
 
     from kwil_sync.blocks.arweave import ArweaveGateway
