@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import random
 import sqlite3
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,19 +23,19 @@ import httpx
 import pytest
 
 from kwil_sync.arweave.ans104 import DataItem, EthereumSigner
-from kwil_sync.arweave.signers import ArweaveSigner
+from kwil_sync.arweave.signers import ArweaveSigner, b64url_decode
 from kwil_sync.arweave.uploaders import DirectL1Uploader
 from kwil_sync.kwil.dbid import dbid
 from kwil_sync.kwil.payload import decode_action
 from kwil_sync.kwil.tx import parse_tx
 from kwil_sync.records import FIRST_PREV_ACTION_ID, build_record
-from kwil_sync.testing.arlocal import Arlocal, wait_indexed
-from kwil_sync.testing.stack import LocalStack
+from kwil_sync.testing.arlocal import Arlocal, node_dir, wait_indexed
+from kwil_sync.testing.stack import PROJECT_ROOT, LocalStack
 from kwil_sync.testing.workload import MESSAGES_SCHEMA
 
 __all__ = ["Call", "Provider", "committed_calls", "expected_rows", "messages_calls",
-           "messages_schema", "mine", "post_bundle", "put_on_arlocal", "session_stack",
-           "sign_chain", "wait_indexed"]
+           "messages_schema", "mine", "node_legacy_records", "post_bundle", "prefect_cli",
+           "put_on_arlocal", "session_stack", "sign_chain", "wait_indexed", "worker_polls"]
 
 DB_NAME = "messages"
 ROWS_SQL = "SELECT id, body, author, created_at FROM messages ORDER BY id"
@@ -192,3 +194,36 @@ def session_stack(request: pytest.FixtureRequest) -> LocalStack:
         stack.start_prefect()
         config.stash[_STACK] = stack
     return stack
+
+
+def node_legacy_records(key_hex: str, db_name: str, ids: Sequence[str], *, anchor: bool,
+                        caller: str) -> tuple[str, list[DataItem]]:
+    """2023 records written under Node (arbundles, ethers: tests/node/oracle_legacy_record.mjs),
+    one `insert_message_sync($id, $message, $original_caller)` per id; returns
+    (original dbid, items)."""
+    spec = {"eth_key": key_hex, "local_db_name": db_name, "records": [
+        {"action_name": "insert_message_sync", "anchor": anchor,
+         "data": [["$id", record_id], ["$message", f"hello {i}"],
+                  ["$original_caller", caller]]} for i, record_id in enumerate(ids)]}
+    made = json.loads(subprocess.run(["node", "oracle_legacy_record.mjs"], cwd=node_dir(),
+                                     input=json.dumps(spec), capture_output=True, text=True,
+                                     timeout=60, check=True).stdout)
+    return made["original_dbid"], [DataItem.parse(b64url_decode(r["raw"]))
+                                   for r in made["records"]]
+
+
+def prefect_cli(stack: LocalStack, *args: str, check: bool = True) -> str:
+    """Run the `prefect` command of this venv against the stack's server; its output."""
+    done = subprocess.run([str(Path(sys.executable).parent / "prefect"), *args],
+                          cwd=PROJECT_ROOT, env=stack.env(), capture_output=True, text=True,
+                          timeout=180)
+    assert not check or done.returncode == 0, \
+        f"prefect {' '.join(args)}: {done.stdout}\n{done.stderr}"
+    return done.stdout + done.stderr
+
+
+def worker_polls(stack: LocalStack, pool: str, name: str) -> bool:
+    """True once worker `name` of work pool `pool` has reached the stack's server."""
+    answer = httpx.post(f"{stack.prefect_api_url}/work_pools/{pool}/workers/filter", json={},
+                        timeout=5)
+    return name in {w["name"] for w in answer.json()}

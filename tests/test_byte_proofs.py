@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers_records import Provider, sign_chain
+from helpers_records import Provider, node_legacy_records, sign_chain
 
 from kwil_sync.appliers import KwilApplier
 from kwil_sync.arweave.ans104 import DataItem, EthereumSigner
@@ -25,14 +24,13 @@ from kwil_sync.arweave.bundle import encode_bundle
 from kwil_sync.arweave.data import GatewayDataClient
 from kwil_sync.arweave.graphql import GraphQLPager
 from kwil_sync.arweave.raw_items import RangeReader, bundle_offsets
-from kwil_sync.arweave.signers import b64url_decode
 from kwil_sync.arweave.uploaders import IrysUploader
 from kwil_sync.kwil.client import KwilClient
 from kwil_sync.ledger import Ledger
 from kwil_sync.proofs import ByteProver, ProofUnavailable
 from kwil_sync.replay import Replayer, ReplayReport
 from kwil_sync.sources import DocumentFetcher, GraphQLSource, RecordSource
-from kwil_sync.testing.arlocal import Arlocal, node_dir, wait_indexed
+from kwil_sync.testing.arlocal import Arlocal, wait_indexed
 from kwil_sync.testing.bundler import BundlerStandIn
 from kwil_sync.testing.faultproxy import FaultProxy
 from kwil_sync.testing.kwil_node import ActionDef, KwilNodeStandIn, Schema
@@ -56,15 +54,8 @@ SQL = "SELECT id FROM messages ORDER BY id"
 
 def legacy(prefix: str, count: int, *, anchor: bool, db: str = "proofs") -> tuple[str, list]:
     """2023 records written under Node; (original dbid, items)."""
-    spec = {"eth_key": LEGACY_KEY, "local_db_name": db, "records": [
-        {"action_name": "insert_message_sync", "anchor": anchor,
-         "data": [["$id", f"{prefix}{i}"], ["$message", f"hello {i}"],
-                  ["$original_caller", "0xCaller"]]} for i in range(count)]}
-    made = json.loads(subprocess.run(["node", "oracle_legacy_record.mjs"], cwd=node_dir(),
-                                     input=json.dumps(spec), capture_output=True, text=True,
-                                     timeout=60, check=True).stdout)
-    return made["original_dbid"], [DataItem.parse(b64url_decode(r["raw"]))
-                                   for r in made["records"]]
+    return node_legacy_records(LEGACY_KEY, db, [f"{prefix}{i}" for i in range(count)],
+                               anchor=anchor, caller="0xCaller")
 
 
 @dataclass

@@ -9,7 +9,6 @@ the test process; its restore runs go through the pool.
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +18,6 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-import httpx
 import pytest
 from helpers_records import (
     ROWS_SQL,
@@ -29,15 +27,17 @@ from helpers_records import (
     messages_schema,
     mine,
     post_bundle,
+    prefect_cli,
     session_stack,
     sign_chain,
     wait_indexed,
+    worker_polls,
 )
 
 from kwil_sync.ethkeys import EthereumKey
 from kwil_sync.testing.arlocal import Arlocal
 from kwil_sync.testing.procs import stop_process
-from kwil_sync.testing.stack import PROJECT_ROOT, LocalStack, standin_call
+from kwil_sync.testing.stack import LocalStack, standin_call
 
 RECORDS = 40
 POOL = "kwil-sync"
@@ -61,13 +61,6 @@ class World:
 
 def _prefect(*args: str) -> list[str]:
     return [str(Path(sys.executable).parent / "prefect"), *args]
-
-
-def _cli(stack: LocalStack, *args: str) -> str:
-    done = subprocess.run(_prefect(*args), cwd=PROJECT_ROOT, env=stack.env(),
-                          capture_output=True, text=True, timeout=180)
-    assert done.returncode == 0, f"prefect {' '.join(args)}: {done.stdout}\n{done.stderr}"
-    return done.stdout + done.stderr
 
 
 @pytest.fixture(scope="module")
@@ -95,8 +88,8 @@ def world(request: pytest.FixtureRequest, arlocal: Arlocal) -> Iterator[World]:
                          private_key=SecretStr(key)).save(name, overwrite=True)
             ArweaveGateway(graphql_url=f"{arlocal.url}/graphql", dialect="gateway",
                            data_url=arlocal.url).save("h8-pool-arlocal", overwrite=True)
-        _cli(stack, "work-pool", "create", POOL, "--type", "process")
-        output = _cli(stack, "--no-prompt", "deploy", "--all")
+        prefect_cli(stack, "work-pool", "create", POOL, "--type", "process")
+        output = prefect_cli(stack, "--no-prompt", "deploy", "--all")
         with temporary_settings({PREFECT_API_URL: stack.prefect_api_url}):
             _pause_upload_schedule()
         with pytest.MonkeyPatch.context() as env:
@@ -105,7 +98,7 @@ def world(request: pytest.FixtureRequest, arlocal: Arlocal) -> Iterator[World]:
                 name = f"h8-worker-{n}"
                 stack.spawn(name, _prefect("worker", "start", "--pool", POOL, "--name", name,
                                            "--limit", "1"),
-                            ready=partial(_worker_polls, stack, name), timeout=120)
+                            ready=partial(worker_polls, stack, POOL, name), timeout=120)
         mining.result()
     wait_indexed(arlocal.url, ORIGINAL.dbid, RECORDS)
     try:
@@ -126,12 +119,6 @@ def _pause_upload_schedule() -> None:
         for run in client.read_flow_runs(deployment_filter=DeploymentFilter(
                 id=DeploymentFilterId(any_=[upload.id]))):
             client.delete_flow_run(run.id)
-
-
-def _worker_polls(stack: LocalStack, name: str) -> bool:
-    answer = httpx.post(f"{stack.prefect_api_url}/work_pools/{POOL}/workers/filter", json={},
-                        timeout=5)
-    return name in {w["name"] for w in answer.json()}
 
 
 def _worker_log(stack: LocalStack, n: int) -> str:

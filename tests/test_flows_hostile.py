@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from helpers_records import (
     messages_calls,
     messages_schema,
     mine,
+    node_legacy_records,
     post_bundle,
     session_stack,
     sign_chain,
@@ -39,12 +39,11 @@ from helpers_records import (
 )
 
 from kwil_sync.arweave.ans104 import DataItem
-from kwil_sync.arweave.signers import b64url_decode
 from kwil_sync.arweave.tags import Tag
 from kwil_sync.ethkeys import EthereumKey
 from kwil_sync.ledger import Ledger
 from kwil_sync.records import APPLICATION, RECORD_TYPE, action_id, canonical_text
-from kwil_sync.testing.arlocal import Arlocal, node_dir
+from kwil_sync.testing.arlocal import Arlocal
 from kwil_sync.testing.kwil_node_schema import ActionDef, Schema
 from kwil_sync.testing.stack import LocalStack, standin_call
 
@@ -134,15 +133,9 @@ def hostile_log(good: list[DataItem]) -> dict[str, tuple[DataItem, str]]:
 
 def legacy_records(count: int, *, anchor: bool) -> tuple[str, list[DataItem]]:
     """2023 records written under Node (arbundles, ethers); returns (original dbid, items)."""
-    spec = {"eth_key": LEGACY_KEY, "local_db_name": "sync_test", "records": [
-        {"action_name": "insert_message_sync", "anchor": anchor,
-         "data": [["$id", f"{'a' if anchor else 'p'}{i}"], ["$message", f"hello {i}"],
-                  ["$original_caller", AUTHOR]]} for i in range(count)]}
-    made = json.loads(subprocess.run(["node", "oracle_legacy_record.mjs"], cwd=node_dir(),
-                                     input=json.dumps(spec), capture_output=True, text=True,
-                                     timeout=60, check=True).stdout)
-    return made["original_dbid"], [DataItem.parse(b64url_decode(r["raw"]))
-                                   for r in made["records"]]
+    return node_legacy_records(LEGACY_KEY, "sync_test",
+                               [f"{'a' if anchor else 'p'}{i}" for i in range(count)],
+                               anchor=anchor, caller=AUTHOR)
 
 
 @dataclass

@@ -28,9 +28,17 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-import httpx
 import pytest
-from helpers_records import Call, Provider, committed_calls, mine, post_bundle, session_stack
+from helpers_records import (
+    Call,
+    Provider,
+    committed_calls,
+    mine,
+    post_bundle,
+    prefect_cli,
+    session_stack,
+    worker_polls,
+)
 from helpers_records import sign_chain as sign_calls
 
 from kwil_sync.arweave.ans104 import DataItem
@@ -140,36 +148,23 @@ def world(request: pytest.FixtureRequest, arlocal: Arlocal,
             ArweaveGateway(graphql_url=f"{arlocal.url}/graphql", dialect="gateway",
                            data_url=arlocal.url).save(GATEWAY_BLOCK, overwrite=True)
             LedgerDatabase(url=SecretStr(ledger_url)).save(LEDGER_BLOCK, overwrite=True)
-        _prefect(stack, "work-pool", "create", POOL, "--type", "process", "--overwrite")
+        prefect_cli(stack, "work-pool", "create", POOL, "--type", "process", "--overwrite")
         for queue in QUEUES:
-            _prefect(stack, "work-queue", "create", queue, "--pool", POOL, check=False)
-        _prefect(stack, "--no-prompt", "deploy", "--name", "restore", "--name", "follow")
+            prefect_cli(stack, "work-queue", "create", queue, "--pool", POOL, check=False)
+        prefect_cli(stack, "--no-prompt", "deploy", "--name", "restore", "--name", "follow")
         with pytest.MonkeyPatch.context() as env:
             env.setenv("PREFECT_WORKER_QUERY_SECONDS", "1")
             for queue in QUEUES:
                 stack.spawn(queue, [str(Path(sys.executable).parent / "prefect"), "worker",
                                     "start", "--pool", POOL, "--work-queue", queue, "--name",
                                     queue, "--limit", "2"],
-                            ready=partial(_worker_polls, stack, queue), timeout=120)
+                            ready=partial(worker_polls, stack, POOL, queue), timeout=120)
         published.result()
     try:
         yield world
     finally:
         for queue in QUEUES:
             stop_process(stack.processes.pop(queue), timeout=10)
-
-
-def _prefect(stack: LocalStack, *args: str, check: bool = True) -> None:
-    done = subprocess.run([str(Path(sys.executable).parent / "prefect"), *args],
-                          cwd=PROJECT_ROOT, env=stack.env(), capture_output=True, text=True,
-                          timeout=180)
-    assert not check or done.returncode == 0, f"prefect {args}: {done.stdout}\n{done.stderr}"
-
-
-def _worker_polls(stack: LocalStack, name: str) -> bool:
-    answer = httpx.post(f"{stack.prefect_api_url}/work_pools/{POOL}/workers/filter", json={},
-                        timeout=5)
-    return name in {w["name"] for w in answer.json()}
 
 
 def submit(world: World, flow: str, queue: str, tmp: Path, **parameters: Any) -> UUID:
