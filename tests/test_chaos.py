@@ -64,7 +64,7 @@ def test_upload_restore_and_follow_through_twenty_percent_faults_on_every_hop(
 
 
 @pytest.mark.arlocal
-@pytest.mark.parametrize("outage_s", [2.0, 12.0], ids=["short", "long"])
+@pytest.mark.parametrize("outage_s", [2.0, 20.0], ids=["short", "long"])
 def test_kwild_down_mid_restore_then_a_rerun_completes(
         world: ChaosWorld, outage_s: float,
         record_property: Callable[[str, object], None]) -> None:
