@@ -17,6 +17,7 @@ from typing import Any, cast
 
 from kwil_sync.blocks.ledger import LedgerDatabase
 from kwil_sync.blocks.settings import KwilSyncSettings
+from kwil_sync.errors import KwilSyncError
 from kwil_sync.ledger import Ledger, open_ledger
 from kwil_sync.ledger_store import redact_url
 
@@ -26,7 +27,7 @@ __all__ = ["UnsharedLedger", "check_fresh_ledger", "ledger_location", "open_run_
 RESTORE_FLOW = "kwil-sync-restore"
 
 
-class UnsharedLedger(RuntimeError):
+class UnsharedLedger(KwilSyncError, RuntimeError):
     """The ledger holds nothing for a target the Prefect server shows was applied to."""
 
 

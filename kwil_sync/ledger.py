@@ -54,6 +54,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kwil_sync.errors import KwilSyncError
 from kwil_sync.ledger_store import (
     LedgerStore,
     LedgerUnavailable,
@@ -90,7 +91,7 @@ _INDEXES = ("CREATE INDEX IF NOT EXISTS actions_state ON actions (target, state)
             "CREATE INDEX IF NOT EXISTS sequenced_action ON sequenced (target, action_id)")
 
 
-class LedgerBusy(RuntimeError):
+class LedgerBusy(KwilSyncError, RuntimeError):
     """Another run (on this or another worker) holds the target's ledger lock."""
 
 

@@ -32,12 +32,13 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 from kwil_sync.durable import open_durable, write_transaction
+from kwil_sync.errors import KwilSyncError
 
 __all__ = ["LedgerStore", "LedgerUnavailable", "PostgresStore", "SQLiteStore", "Writer",
            "open_store", "redact_url", "wait_hold"]
 
 
-class LedgerUnavailable(RuntimeError):
+class LedgerUnavailable(KwilSyncError, RuntimeError):
     """The ledger's database cannot be reached or broke off mid-run.
 
     Nothing acknowledged is lost: intents are written before broadcast and results after,

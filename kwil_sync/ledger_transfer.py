@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
+from kwil_sync.errors import KwilSyncError
 from kwil_sync.ledger import Ledger
 
 __all__ = ["COLUMNS", "LedgerTransferError", "export_ledger", "export_lines", "import_ledger",
@@ -40,7 +41,7 @@ COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 }
 
 
-class LedgerTransferError(ValueError):
+class LedgerTransferError(KwilSyncError, ValueError):
     """An export file is malformed or truncated, or an import would merge or lost rows."""
 
 

@@ -37,6 +37,7 @@ from kwil_sync.arweave.raw_items import (
     ario_offsets,
     bundle_offsets,
 )
+from kwil_sync.errors import KwilSyncError
 
 __all__ = ["ByteProver", "ItemProver", "ProofUnavailable"]
 
@@ -44,7 +45,7 @@ MAX_SPAN = 8 << 20  # items of one bundle further apart than this are read one b
 _CACHED_BUNDLES = 256
 
 
-class ProofUnavailable(Exception):
+class ProofUnavailable(KwilSyncError):
     """The item's bytes could not be found or did not prove it; the message says why."""
 
 

@@ -19,6 +19,7 @@ from kwil_sync.arweave.ans104 import DataItem, EthereumSigner
 from kwil_sync.arweave.graphql_queries import TxRecord
 from kwil_sync.arweave.signers import b64url, b64url_decode
 from kwil_sync.arweave.tags import Tag
+from kwil_sync.errors import KwilSyncError
 
 __all__ = [
     "APPLICATION",
@@ -76,7 +77,7 @@ class TxRef:
                               f"{self.height} and {self.call_index}")
 
 
-class RecordError(ValueError):
+class RecordError(KwilSyncError, ValueError):
     """A record that cannot be read or written.
 
     Attributes:

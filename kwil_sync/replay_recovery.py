@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from kwil_sync.errors import KwilSyncError
 from kwil_sync.kwil.client import BroadcastResult, TxStatus
 from kwil_sync.kwil.errors import BroadcastRejected, DuplicateTx
 from kwil_sync.ledger import Intent, Ledger
@@ -36,7 +37,7 @@ class NodeStatus(Protocol):
     def broadcast(self, tx: dict[str, Any], sync: str = "mempool") -> BroadcastResult: ...
 
 
-class PendingTransactions(RuntimeError):
+class PendingTransactions(KwilSyncError, RuntimeError):
     """Transactions of an earlier run are still unresolved; retry the run later."""
 
 

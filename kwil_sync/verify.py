@@ -28,6 +28,7 @@ from kwil_sync.arweave.deephash import deep_hash
 from kwil_sync.arweave.graphql_queries import TxRecord
 from kwil_sync.arweave.signers import b64url, b64url_decode, owner_address, verify_signature
 from kwil_sync.arweave.tags import TagError, encode_tags
+from kwil_sync.errors import KwilSyncError
 from kwil_sync.ethkeys import address_from_public_key, recover_personal
 from kwil_sync.kwil.dbid import dbid
 from kwil_sync.records import (
@@ -111,7 +112,7 @@ class Verdict:
     message: str = ""
 
 
-class _Refused(Exception):
+class _Refused(KwilSyncError):
     def __init__(self, reason: str, detail: str = "") -> None:
         super().__init__(reason)
         self.reason, self.detail = reason, detail

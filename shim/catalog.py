@@ -12,14 +12,16 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from kwil_sync.errors import KwilSyncError
+
 __all__ = ["ActionCatalog", "CatalogUnavailable", "UnknownActionError"]
 
 
-class UnknownActionError(LookupError):
+class UnknownActionError(KwilSyncError, LookupError):
     """The database has no action of that name."""
 
 
-class CatalogUnavailable(RuntimeError):
+class CatalogUnavailable(KwilSyncError, RuntimeError):
     """The local provider could not be asked for the database's actions."""
 
 

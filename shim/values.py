@@ -14,10 +14,12 @@ import math
 from decimal import Decimal
 from typing import Any
 
+from kwil_sync.errors import KwilSyncError
+
 __all__ = ["ArgumentError", "js_number_string", "scalar_to_string"]
 
 
-class ArgumentError(ValueError):
+class ArgumentError(KwilSyncError, ValueError):
     """An argument that cannot be written into a record (the shim answers INVALID_ARGUMENT)."""
 
 

@@ -25,6 +25,7 @@ from prefect.tasks import exponential_backoff
 
 from kwil_sync.arweave.ans104 import DataItem
 from kwil_sync.arweave.uploaders import PaymentRequired, Uploader, UploadError, UploadReceipt
+from kwil_sync.errors import KwilSyncError
 from kwil_sync.shim_client import ShimClient
 
 __all__ = ["BatchResult", "OutboxCorrupted", "upload_batch", "upload_pending"]
@@ -32,7 +33,7 @@ __all__ = ["BatchResult", "OutboxCorrupted", "upload_batch", "upload_pending"]
 LEASE_SECONDS = 600  # longer than a batch's upload with all its HTTP retries
 
 
-class OutboxCorrupted(RuntimeError):
+class OutboxCorrupted(KwilSyncError, RuntimeError):
     """Stored bytes do not parse or do not match their item id: never upload those."""
 
 

@@ -20,11 +20,12 @@ from kwil_sync.arweave.signers import (
     verify_signature,
 )
 from kwil_sync.arweave.tags import Tag, TagError, decode_tags, encode_tags
+from kwil_sync.errors import KwilSyncError
 
 __all__ = ["ArweaveSigner", "DataItem", "DataItemError", "EthereumSigner"]
 
 
-class DataItemError(ValueError):
+class DataItemError(KwilSyncError, ValueError):
     """Bytes that are not a well-formed ANS-104 data item."""
 
 

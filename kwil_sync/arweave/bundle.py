@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from kwil_sync.arweave.ans104 import DataItem, DataItemError
 from kwil_sync.arweave.signers import b64url
 from kwil_sync.arweave.tags import Tag
+from kwil_sync.errors import KwilSyncError
 
 __all__ = ["BUNDLE_TAGS", "Bundle", "BundleError", "encode_bundle"]
 
@@ -23,7 +24,7 @@ _WORD = 32  # every integer and id in the header is 32 bytes
 _ENTRY = 2 * _WORD
 
 
-class BundleError(ValueError):
+class BundleError(KwilSyncError, ValueError):
     """Bytes that are not a well-formed ANS-104 bundle."""
 
 

@@ -28,6 +28,8 @@ from types import TracebackType
 
 import httpx
 
+from kwil_sync.errors import KwilSyncError
+
 __all__ = [
     "AsyncGatewayDataClient",
     "DocumentNotFound",
@@ -42,7 +44,7 @@ _ID = re.compile(r"^[A-Za-z0-9_-]{43}$")
 _MAX_RETRY_AFTER = 10.0
 
 
-class GatewayError(RuntimeError):
+class GatewayError(KwilSyncError, RuntimeError):
     """A document could not be fetched; `id` names it. Base of the other errors here."""
 
     def __init__(self, id: str, message: str) -> None:
@@ -62,7 +64,7 @@ class UnexpectedContentType(GatewayError):
     """The gateway served the document with another Content-Type than expected."""
 
 
-class _Retry(Exception):
+class _Retry(KwilSyncError):
     def __init__(self, reason: str, wait: float | None = None) -> None:
         super().__init__(reason)
         self.wait = wait

@@ -49,11 +49,12 @@ from kwil_sync.arweave.graphql_queries import (
     build_query,
     parse_page,
 )
+from kwil_sync.errors import KwilSyncError
 
 __all__ = ["AsyncGraphQLPager", "GraphQLError", "GraphQLPager", "Page", "TxRecord"]
 
 
-class GraphQLError(RuntimeError):
+class GraphQLError(KwilSyncError, RuntimeError):
     """A GraphQL page could not be read (after retries, or the query was refused)."""
 
 

@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 
 from kwil_sync.arweave.signers import b64url
+from kwil_sync.errors import KwilSyncError
 
 __all__ = ["BundleLocator", "ItemLocation", "RangeReader", "RawItemError", "ario_offsets",
            "bundle_offsets"]
@@ -31,7 +32,7 @@ _WORD, _ENTRY = 32, 64
 MAX_BUNDLE_ITEMS = 1_000_000  # a header claiming more is not read
 
 
-class RawItemError(RuntimeError):
+class RawItemError(KwilSyncError, RuntimeError):
     """A bundle or item could not be read or located; the message says which and why."""
 
 
@@ -98,7 +99,7 @@ class RangeReader:
             self.http.close()
 
 
-class _Transient(Exception):
+class _Transient(KwilSyncError):
     pass
 
 

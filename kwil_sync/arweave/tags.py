@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from kwil_sync.errors import KwilSyncError
+
 __all__ = [
     "MAX_TAGS",
     "MAX_TAG_BYTES",
@@ -21,7 +23,7 @@ MAX_VALUE_BYTES = 3072
 MAX_TAG_BYTES = 4096
 
 
-class TagError(ValueError):
+class TagError(KwilSyncError, ValueError):
     """Tags break the ANS-104 limits or do not decode."""
 
 

@@ -18,13 +18,14 @@ from kwil_sync.arweave.deephash import deep_hash
 from kwil_sync.arweave.merkle import MAX_CHUNK_SIZE, ChunkedData, chunk_data
 from kwil_sync.arweave.signers import ArweaveSigner, b64url, b64url_decode, verify_signature
 from kwil_sync.arweave.tags import Tag
+from kwil_sync.errors import KwilSyncError
 
 __all__ = ["MAX_TAG_BYTES", "Transaction", "TransactionError"]
 
 MAX_TAG_BYTES = 2048  # Arweave L1: names and values together
 
 
-class TransactionError(ValueError):
+class TransactionError(KwilSyncError, ValueError):
     """A transaction that cannot be built or read."""
 
 

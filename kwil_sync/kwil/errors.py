@@ -16,6 +16,8 @@ import json
 import re
 from typing import Any
 
+from kwil_sync.errors import KwilSyncError
+
 __all__ = [
     "RPC_BROADCAST_REJECTED", "RPC_ENGINE_INTERNAL", "RPC_ENGINE_NOT_FOUND", "RPC_INVALID_PARAMS",
     "RPC_TX_INTERNAL", "RPC_TX_NOT_FOUND", "RPC_UNKNOWN_METHOD", "TX_DATASET_MISSING",
@@ -49,7 +51,7 @@ def tx_unknown_error_code(version: str) -> int:
     return 0xFFFFFFFF if version == "v0.9" else 0xFFFF
 
 
-class KwilError(Exception):
+class KwilError(KwilSyncError):
     """Anything that went wrong talking to kwild."""
 
 

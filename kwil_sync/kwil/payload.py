@@ -49,6 +49,8 @@ from typing import Any
 
 import rlp
 
+from kwil_sync.errors import KwilSyncError
+
 __all__ = [
     "VERSIONS",
     "V09",
@@ -102,7 +104,7 @@ _V010_TYPES = {
 }
 
 
-class PayloadError(ValueError):
+class PayloadError(KwilSyncError, ValueError):
     """A payload or argument that cannot be encoded, or bytes that do not decode."""
 
 

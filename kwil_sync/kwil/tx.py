@@ -32,6 +32,7 @@ from typing import Any
 
 import rlp
 
+from kwil_sync.errors import KwilSyncError
 from kwil_sync.ethkeys import EthereumKey, address_from_public_key, recover_personal
 from kwil_sync.kwil.payload import V010, V09, VERSIONS
 
@@ -56,7 +57,7 @@ SERIALIZATION = "concat"
 MAX_DESCRIPTION = 200  # kwil-db MsgDescriptionMaxLength (bytes in Go, chars in kwil-js)
 
 
-class SignatureError(ValueError):
+class SignatureError(KwilSyncError, ValueError):
     """A transaction whose signature is malformed, of an unknown type, or not the sender's."""
 
 

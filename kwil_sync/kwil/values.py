@@ -43,6 +43,7 @@ from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from kwil_sync.errors import KwilSyncError
 from kwil_sync.kwil.payload import _V010_TYPES, V010, V09, VERSIONS
 
 __all__ = [
@@ -71,7 +72,7 @@ _TRUE = {"true", "t", "yes", "y", "on", "1"}
 _FALSE = {"false", "f", "no", "n", "off", "0"}
 
 
-class ValueConversionError(ValueError):
+class ValueConversionError(KwilSyncError, ValueError):
     """A record value that does not convert to its parameter's declared type."""
 
     def __init__(self, param: str | None, value: Any, type_: str | None, reason: str) -> None:

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from kwil_sync.errors import KwilSyncError
 from kwil_sync.replica.node import TableSchema
 
 __all__ = ["INT_TYPES", "KeyRange", "TEXT_TYPES", "UnsupportedTable", "digest_sql", "literal",
@@ -39,7 +40,7 @@ ROW_HASH = "kwil_sync_row_hash"
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 
-class UnsupportedTable(ValueError):
+class UnsupportedTable(KwilSyncError, ValueError):
     """The table cannot be compared by key ranges (the reason says why)."""
 
 

@@ -20,6 +20,7 @@ from kwil_sync.arweave.bundle import BUNDLE_TAGS, encode_bundle
 from kwil_sync.arweave.gateway import GatewayClient, GatewayError, GatewayUnavailable
 from kwil_sync.arweave.signers import ArweaveSigner
 from kwil_sync.arweave.transaction import Transaction
+from kwil_sync.errors import KwilSyncError
 from kwil_sync.testing.bundler_store import BundleRow, Store
 
 __all__ = ["BundlePoster", "BundlingFailed"]
@@ -27,7 +28,7 @@ __all__ = ["BundlePoster", "BundlingFailed"]
 log = logging.getLogger(__name__)
 
 
-class BundlingFailed(RuntimeError):
+class BundlingFailed(KwilSyncError, RuntimeError):
     """A bundling round failed (injected with `fail_next`, or arlocal refused it)."""
 
 

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kwil_sync.errors import KwilSyncError
 from kwil_sync.ethkeys import address_from_public_key, recover_personal
 from kwil_sync.kwil.dbid import dbid
 from kwil_sync.kwil.errors import (
@@ -61,7 +62,7 @@ _STATE_DDL = (
 )
 
 
-class Rejected(Exception):
+class Rejected(KwilSyncError):
     """CheckTx refused a transaction: kwild's tx code and log."""
 
     def __init__(self, code: int, log: str, tx_hash: str) -> None:

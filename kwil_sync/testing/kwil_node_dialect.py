@@ -30,6 +30,8 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any
 
+from kwil_sync.errors import KwilSyncError
+
 __all__ = ["MUTATION_REFUSED", "QueryRefused", "install_functions", "read_only_sql"]
 
 # kwild v0.9 (global.go) and v0.10 (engine/errors.go ErrCannotMutateState + planner.go).
@@ -47,7 +49,7 @@ _KEYWORDS = {"distinct", "as", "and", "or", "not", "null", "case", "when", "then
 _QUOTED = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"")
 
 
-class QueryRefused(Exception):
+class QueryRefused(KwilSyncError):
     """kwild would not run this text through `user.query`."""
 
 

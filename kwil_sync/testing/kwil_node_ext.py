@@ -18,6 +18,7 @@ from typing import Any
 
 import grpc
 
+from kwil_sync.errors import KwilSyncError
 from kwil_sync.proto import extension_pb2, extension_pb2_grpc
 
 __all__ = ["ExtensionFailed", "ExtensionHub"]
@@ -25,7 +26,7 @@ __all__ = ["ExtensionFailed", "ExtensionHub"]
 CALL_TIMEOUT = 5.0  # kwild's per-call timeout for remote extensions
 
 
-class ExtensionFailed(RuntimeError):
+class ExtensionFailed(KwilSyncError, RuntimeError):
     """An extension call failed: kwild fails the deploy or the transaction."""
 
 

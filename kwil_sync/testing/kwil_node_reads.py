@@ -17,6 +17,7 @@ from typing import Any, cast
 
 from eth_utils import to_checksum_address
 
+from kwil_sync.errors import KwilSyncError
 from kwil_sync.kwil.errors import RPC_ENGINE_INTERNAL, RPC_ENGINE_NOT_FOUND, RPC_INVALID_PARAMS
 from kwil_sync.kwil.payload import PayloadError, decode_call
 from kwil_sync.testing.kwil_node_catalog import table_columns, tables_v09
@@ -34,7 +35,7 @@ _ACTIONS_COLUMNS = ("namespace", "name", "raw_statement", "access_modifiers", "p
                     "built_in")
 
 
-class RpcFault(Exception):
+class RpcFault(KwilSyncError):
     """A JSON-RPC error answer."""
 
     def __init__(self, code: int, message: str, data: Any = None) -> None:

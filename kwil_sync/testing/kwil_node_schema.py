@@ -22,6 +22,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from kwil_sync.errors import KwilSyncError
+
 __all__ = ["ActionDef", "Database", "ExecutionError", "ExtensionCaller", "ExtensionUse",
            "Schema"]
 
@@ -34,7 +36,7 @@ _ARGUMENT = re.compile(r"\s*('(?:[^']|'')*'|-?\d+|[$@]\w+)\s*(?:,|$)")
 _INT_TYPES = ("int", "int8", "integer", "bigint")
 
 
-class ExecutionError(Exception):
+class ExecutionError(KwilSyncError):
     """An action failed: `refused` when it was not allowed to run at all (unknown,
     owner-only, not a view), False when its SQL failed."""
 

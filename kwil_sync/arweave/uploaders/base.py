@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from kwil_sync.arweave.ans104 import DataItem
+from kwil_sync.errors import KwilSyncError
 
 __all__ = [
     "InvalidReceipt", "PaymentRequired", "RateLimited", "RetryPolicy", "UploadError",
@@ -43,7 +44,7 @@ class Uploader(Protocol):
     def close(self) -> None: ...
 
 
-class UploadError(RuntimeError):
+class UploadError(KwilSyncError, RuntimeError):
     """An item was not uploaded. `status` and `body` excerpt come from the last answer."""
 
     def __init__(self, message: str, *, item_id: str = "", status: int | None = None,
