@@ -88,7 +88,7 @@ def world(request: pytest.FixtureRequest, arlocal: Arlocal) -> Iterator[World]:
                          private_key=SecretStr(key)).save(name, overwrite=True)
             ArweaveGateway(graphql_url=f"{arlocal.url}/graphql", dialect="gateway",
                            data_url=arlocal.url).save("h8-pool-arlocal", overwrite=True)
-        prefect_cli(stack, "work-pool", "create", POOL, "--type", "process")
+        prefect_cli(stack, "work-pool", "create", POOL, "--type", "process", "--overwrite")
         output = prefect_cli(stack, "--no-prompt", "deploy", "--all")
         with temporary_settings({PREFECT_API_URL: stack.prefect_api_url}):
             _pause_upload_schedule()

@@ -110,10 +110,16 @@ def test_shim_submits_batches_and_the_flow_drains_them(harness: None, tmp_path: 
                            "confirmed": 0, "voided": 0, "waiting": 0, "unconfirmed": 0}
         with get_client(sync_client=True) as client:
             finished = client.read_flow_run(scheduled.id)
-            tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(
-                id=FlowRunFilterId(any_=[scheduled.id])))
+
+            def task_names() -> list[str]:
+                return sorted(t.name for t in client.read_task_runs(
+                    flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[scheduled.id]))))
+
+            # task runs reach the server through its event pipeline, a moment later
+            wait_until(lambda: len(task_names()) >= 3, timeout=30, what="the task runs")
+            names = task_names()
         assert finished.state is not None and finished.state.is_completed()
-        assert sorted(t.name for t in tasks) == [f"upload-batch-{n}" for n in (1, 2, 3)]
+        assert names == [f"upload-batch-{n}" for n in (1, 2, 3)]
         found = list(GraphQLPager(bundler.url + "/graphql", "irys").records(
             {"Original-DBID": [original]}))
         assert len({r.id for r in found}) == 250
