@@ -8,7 +8,7 @@ from pathlib import Path
 from kwil_sync.errors import KwilSyncError
 
 ROOT = Path(__file__).resolve().parents[1]
-LAYERS = ("flows", "tasks", "blocks", "shim", "deployments")
+LAYERS = ("flows", "tasks", "blocks", "shim", "deployments", "cli")
 
 
 def _modules() -> list[str]:

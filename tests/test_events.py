@@ -133,7 +133,7 @@ def test_the_quarantine_and_the_stalled_follow_fire_their_automations(world: Wor
 def test_status_shows_each_pairs_last_poll_from_the_events(world: World) -> None:
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from kwil_sync.flows.status import collect_status
+    from kwil_sync.cli.status import collect_status
 
     events(world, "kwil-sync.follow.polled")
     with temporary_settings({PREFECT_API_URL: world.stack.prefect_api_url}):

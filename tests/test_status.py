@@ -33,8 +33,8 @@ def prefect_api() -> Iterator[str]:
 
 def test_status_shows_ledger_counts_and_follow_lag(prefect_api: str, tmp_path: Path) -> None:
     from kwil_sync.blocks.arweave import ArweaveGateway
+    from kwil_sync.cli.status import collect_status
     from kwil_sync.flows.follow import save_cursor
-    from kwil_sync.flows.status import collect_status
 
     with BundlerStandIn.start(data_dir=tmp_path / "bundler", bundle_interval=0) as bundler:
         records, prev = [], "-"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+from kwil_sync.cli.status import collect_status
 from kwil_sync.ethkeys import EthereumKey
-from kwil_sync.flows.status import collect_status
 from kwil_sync.shim.config import ShimConfig
 from kwil_sync.shim.server import start_shim
 from kwil_sync.shim_client import ShimClient

@@ -1,7 +1,7 @@
-"""The `kwil-sync` command.
+"""The `kwil-sync` command: its parser and dispatch.
 
-The core library never imports Prefect; the commands that run flows import them when
-they are called, so `kwil-sync --help` stays fast.
+Each command imports what it runs (flows, the Prefect client, the shim) when it is
+called, so `kwil-sync --help` stays fast.
 """
 
 from __future__ import annotations
@@ -134,13 +134,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(shim_main(argv[1:]) or 0)
     args = build_parser().parse_args(argv)
     if args.command in ("restore", "follow", "backfill"):
-        from kwil_sync.flows.cli import run_flow_command
+        from kwil_sync.cli.runs import run_flow_command
 
         result = run_flow_command(args)
         print(json.dumps(result, indent=2, default=str))
         return 0
     if args.command == "status":
-        from kwil_sync.flows.status import print_status
+        from kwil_sync.cli.status import print_status
 
         return print_status(ledger=args.ledger, ledger_block=args.ledger_block, shim=args.shim,
                             as_json=args.json)
@@ -191,6 +191,3 @@ def _ledger_command(args: argparse.Namespace) -> int:
           else sys.stdout)
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())
