@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from kwil_sync.defaults import GATEWAY_BLOCK, NODE_BLOCK
 from kwil_sync.replica.arguments import add_verify_arguments
 
 __all__ = ["main"]
@@ -22,9 +23,9 @@ def _restore_args(p: argparse.ArgumentParser) -> None:
                    help="the database's dbid on its first provider (its Original-DBID tag)")
     p.add_argument("--target", required=True,
                    help="dbid (kwild v0.9) or namespace (v0.10) to apply the log to")
-    p.add_argument("--node", default="kwil-sync-target",
+    p.add_argument("--node", default=NODE_BLOCK,
                    help="name of the KwilNode block of the target provider")
-    p.add_argument("--gateway", default="kwil-sync-gateway",
+    p.add_argument("--gateway", default=GATEWAY_BLOCK,
                    help="name of the ArweaveGateway block to read the log from")
     p.add_argument("--trust", action="append", default=[], metavar="ADDRESS",
                    help="also apply records signed by this provider address (repeatable); "
@@ -89,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", dest="targets", action="append", required=True,
                    metavar="NODE_BLOCK:TARGET",
                    help="a KwilNode block name and the dbid or namespace on it (repeatable)")
-    p.add_argument("--gateway", default="kwil-sync-gateway", help="ArweaveGateway block name")
+    p.add_argument("--gateway", default=GATEWAY_BLOCK, help="ArweaveGateway block name")
     p.add_argument("--trust", action="append", default=[], metavar="ADDRESS",
                    help="also trust this provider address (repeatable)")
     p.add_argument("--ledger-block", metavar="NAME",

@@ -8,10 +8,12 @@ from typing import Any, cast
 from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 
+from kwil_sync.defaults import BACKFILL_DEPLOYMENT, FOLLOW_DEPLOYMENT, RESTORE_DEPLOYMENT
+
 __all__ = ["run_flow_command"]
 
-DEPLOYMENTS = {"restore": "kwil-sync-restore/restore", "follow": "kwil-sync-follow/follow",
-               "backfill": "kwil-sync-backfill/backfill"}
+DEPLOYMENTS = {"restore": RESTORE_DEPLOYMENT, "follow": FOLLOW_DEPLOYMENT,
+               "backfill": BACKFILL_DEPLOYMENT}
 
 
 def _parameters(args: argparse.Namespace) -> dict[str, Any]:

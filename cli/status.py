@@ -18,13 +18,14 @@ from typing import Any, cast
 from rich.console import Console
 from rich.table import Table
 
+from kwil_sync.defaults import FOLLOW_CURSOR_PREFIX
 from kwil_sync.flows.ledger import ledger_location
 from kwil_sync.ledger import open_ledger
 from kwil_sync.ledger_store import LedgerUnavailable, redact_url
 
 __all__ = ["collect_status", "print_status"]
 
-CURSOR_PREFIX = "kwil-sync-follow-"
+CURSOR_PREFIX = FOLLOW_CURSOR_PREFIX + "-"
 
 
 def _cursors() -> tuple[list[dict[str, Any]], str | None]:

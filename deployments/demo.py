@@ -40,6 +40,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from kwil_sync.defaults import (
+    BUNDLER_BLOCK,
+    FOLLOW_DEPLOYMENT,
+    GATEWAY_BLOCK,
+    RESTORE_DEPLOYMENT,
+    SHIM_BLOCK,
+)
 from kwil_sync.ethkeys import EthereumKey
 from kwil_sync.testing.procs import free_port
 from kwil_sync.testing.stack import PROJECT_ROOT, LocalStack, standin_call
@@ -145,15 +152,15 @@ def _configure(demo: Demo) -> None:
         KwilNode(rpc_url=urls[f"node_{name}"], version="v0.9",
                  private_key=SecretStr(demo.keys[name])).save(f"node-{name}", overwrite=True)
     ArweaveGateway(graphql_url=f"{urls['bundler']}/graphql", dialect="irys",
-                   data_url=urls["bundler"]).save("kwil-sync-gateway", overwrite=True)
-    Bundler(kind="irys", url=urls["bundler"]).save("kwil-sync-bundler", overwrite=True)
+                   data_url=urls["bundler"]).save(GATEWAY_BLOCK, overwrite=True)
+    Bundler(kind="irys", url=urls["bundler"]).save(BUNDLER_BLOCK, overwrite=True)
     urls["shim"] = _step(demo, "gRPC shim beside provider A (db_sync extension)",
                          lambda: stack.start_shim(
                              kwil_url=urls["node_a"], key_file=stack.write_key("a", demo.keys["a"]),
                              extra=["--restore-parameter", "node=node-a",
                                     "--restore-parameter", "skip_own=true",
                                     "--kwil-version", "v0.9", "--batch-interval-ms", "500"]))
-    SyncShim(address=urls["shim"]).save("kwil-sync-shim", overwrite=True)
+    SyncShim(address=urls["shim"]).save(SHIM_BLOCK, overwrite=True)
     _step(demo, "automations: follow stalled (10 min), record quarantined",
           lambda: create_automations(stall_minutes=10))
     _step(demo, "deployments served (restore, follow, upload, backfill)",
@@ -182,13 +189,13 @@ def _write_restore_follow(demo: Demo, actions: int, follow_actions: int) -> None
         _wait_uploaded(demo, demo.results["saved"])
         _rolled_back(demo, failed.tx_hash)
         params = {"original_dbid": demo.db_a, "target": demo.db_b, "node": "node-b",
-                  "gateway": "kwil-sync-gateway"}
-        _run_flow(demo, "kwil-sync-restore/restore", params, "Restoring onto B",
+                  "gateway": GATEWAY_BLOCK}
+        _run_flow(demo, RESTORE_DEPLOYMENT, params, "Restoring onto B",
                   expect=demo.results["saved"])
         demo.results["restored"] = _ledger_done(demo)
         _write(demo, workload, follow_actions, "Writing more on A")
         _wait_uploaded(demo, demo.results["saved"] + follow_actions)
-        _run_flow(demo, "kwil-sync-follow/follow", params, "One follow run onto B",
+        _run_flow(demo, FOLLOW_DEPLOYMENT, params, "One follow run onto B",
                   expect=follow_actions)
         demo.results["follow_applied"] = _ledger_done(demo) - demo.results["restored"]
         demo.results["saved"] += follow_actions
@@ -302,8 +309,8 @@ def _forge(demo: Demo) -> None:
                           sequence=1, prev_action_id="-", created_at_ms=int(time.time() * 1000))
     IrysUploader(demo.urls["bundler"]).upload([forged])
     params = {"original_dbid": demo.db_a, "target": demo.db_b, "node": "node-b",
-              "gateway": "kwil-sync-gateway"}
-    _run_flow(demo, "kwil-sync-follow/follow", params, "Follow run with a forged record",
+              "gateway": GATEWAY_BLOCK}
+    _run_flow(demo, FOLLOW_DEPLOYMENT, params, "Follow run with a forged record",
               expect=0)
     _ledger_done(demo)
     rows = standin_call(demo.urls["node_b"], "rows", target=demo.db_b,

@@ -13,6 +13,8 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from kwil_sync.defaults import GATEWAY_BLOCK
+
 __all__ = ["change_one_row_behind_kwil_sync", "run_verify_demo"]
 
 
@@ -30,7 +32,7 @@ def change_one_row_behind_kwil_sync(database_file: Path, table: str = "messages"
 
 def run_verify_demo(*, db_a: str, db_b: str, node_b_dir: Path, ledger_path: str,
                     source_block: str = "node-a", replica_block: str = "node-b",
-                    gateway: str = "kwil-sync-gateway",
+                    gateway: str = GATEWAY_BLOCK,
                     settle_seconds: float = 3.0) -> dict[str, Any]:
     """Verify B against A, change one row on B, verify again.
 

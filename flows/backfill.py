@@ -11,15 +11,16 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 
+from kwil_sync.defaults import BACKFILL_FLOW, GATEWAY_BLOCK, RESTORE_DEPLOYMENT
 from kwil_sync.flows.names import pair_key, pair_run_name
 
 __all__ = ["backfill"]
 
 
-@flow(name="kwil-sync-backfill", flow_run_name=pair_run_name("backfill"), log_prints=False)
+@flow(name=BACKFILL_FLOW, flow_run_name=pair_run_name("backfill"), log_prints=False)
 def backfill(original_dbid: str, targets: list[dict[str, str]],
-             gateway: str = "kwil-sync-gateway", trusted_providers: list[str] | None = None,
-             deployment: str = "kwil-sync-restore/restore", wait: bool = True,
+             gateway: str = GATEWAY_BLOCK, trusted_providers: list[str] | None = None,
+             deployment: str = RESTORE_DEPLOYMENT, wait: bool = True,
              timeout_seconds: float = 6 * 3600, ledger: str | None = None,
              new_ledger: bool = False) -> list[dict[str, Any]]:
     """Submit one restore run per target to the restore deployment and report each.

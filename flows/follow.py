@@ -16,6 +16,13 @@ from prefect.exceptions import ObjectAlreadyExists
 from prefect.variables import Variable
 
 from kwil_sync.blocks.settings import KwilSyncSettings
+from kwil_sync.defaults import (
+    FOLLOW_CURSOR_PREFIX,
+    FOLLOW_DEPLOYMENT,
+    FOLLOW_FLOW,
+    GATEWAY_BLOCK,
+    NODE_BLOCK,
+)
 from kwil_sync.flows.common import publish_report, replay, slug
 from kwil_sync.flows.events import emit_follow_polled
 from kwil_sync.flows.names import pair_key, pair_run_name
@@ -27,7 +34,7 @@ __all__ = ["follow", "follow_lock_name", "load_cursor", "save_cursor", "schedule
 
 def follow_lock_name(original_dbid: str, target: str) -> str:
     """The global concurrency limit (and cursor variable) name of one (database, target)."""
-    return slug("kwil-sync-follow", original_dbid, target)
+    return slug(FOLLOW_CURSOR_PREFIX, original_dbid, target)
 
 
 def save_cursor(original_dbid: str, target: str, gateway: str, position: Position) -> None:
@@ -53,10 +60,10 @@ def _ensure_limit(name: str) -> None:
         client.upsert_global_concurrency_limit_by_name(name, 1)
 
 
-@flow(name="kwil-sync-follow", flow_run_name=pair_run_name("follow"),
+@flow(name=FOLLOW_FLOW, flow_run_name=pair_run_name("follow"),
       log_prints=False)
-def follow(original_dbid: str, target: str, node: str = "kwil-sync-target",
-           gateway: str = "kwil-sync-gateway", trusted_providers: list[str] | None = None,
+def follow(original_dbid: str, target: str, node: str = NODE_BLOCK,
+           gateway: str = GATEWAY_BLOCK, trusted_providers: list[str] | None = None,
            lookback_seconds: int | None = None, batch_size: int = 1000,
            db_sync_history: bool = False,
            allow_unverified_legacy: bool = False, ledger_path: str | None = None,
@@ -131,7 +138,7 @@ def follow(original_dbid: str, target: str, node: str = "kwil-sync-target",
 
 def schedule_follow(original_dbid: str, target: str, parameters: dict[str, Any], *,
                     every_seconds: float,
-                    deployment: str = "kwil-sync-follow/follow") -> bool:
+                    deployment: str = FOLLOW_DEPLOYMENT) -> bool:
     """Add an interval schedule for this (database, target) to the follow deployment.
 
     The schedule carries the run's parameters, so one follow deployment keeps many

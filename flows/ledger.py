@@ -17,6 +17,7 @@ from typing import Any, cast
 
 from kwil_sync.blocks.ledger import LedgerDatabase
 from kwil_sync.blocks.settings import KwilSyncSettings
+from kwil_sync.defaults import NODE_BLOCK, RESTORE_FLOW
 from kwil_sync.errors import KwilSyncError
 from kwil_sync.ledger import Ledger, open_ledger
 from kwil_sync.ledger_store import redact_url
@@ -24,7 +25,6 @@ from kwil_sync.ledger_store import redact_url
 __all__ = ["UnsharedLedger", "check_fresh_ledger", "ledger_location", "open_run_ledger",
            "prior_application"]
 
-RESTORE_FLOW = "kwil-sync-restore"
 
 
 class UnsharedLedger(KwilSyncError, RuntimeError):
@@ -83,7 +83,7 @@ def prior_application(original_dbid: str, target: str, node: str) -> str | None:
                 params: dict[str, Any] = run.parameters or {}
                 if (str(run.id) != this_run and params.get("original_dbid") == original_dbid
                         and params.get("target") == target
-                        and params.get("node", "kwil-sync-target") == node
+                        and params.get("node", NODE_BLOCK) == node
                         and not params.get("dry_run")):
                     return f"restore run {run.name!r} ({run.id}) completed onto it"
             if len(runs) < 200:

@@ -6,6 +6,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
+from kwil_sync.defaults import GATEWAY_BLOCK, NODE_BLOCK, RESTORE_FLOW
 from kwil_sync.flows.common import parse_until, publish_report, replay
 from kwil_sync.flows.follow import save_cursor, schedule_follow
 from kwil_sync.flows.names import pair_key, pair_run_name
@@ -14,10 +15,10 @@ from kwil_sync.replay import ReplayReport
 __all__ = ["restore"]
 
 
-@flow(name="kwil-sync-restore", flow_run_name=pair_run_name("restore"),
+@flow(name=RESTORE_FLOW, flow_run_name=pair_run_name("restore"),
       log_prints=False)
-def restore(original_dbid: str, target: str, node: str = "kwil-sync-target",
-            gateway: str = "kwil-sync-gateway", trusted_providers: list[str] | None = None,
+def restore(original_dbid: str, target: str, node: str = NODE_BLOCK,
+            gateway: str = GATEWAY_BLOCK, trusted_providers: list[str] | None = None,
             until: str | None = None, dry_run: bool = False, batch_size: int = 1000,
             skip_own: bool = False, db_sync_history: bool = False,
             allow_unverified_legacy: bool = False,

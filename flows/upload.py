@@ -23,6 +23,7 @@ from prefect.runtime import flow_run
 
 from kwil_sync.blocks.arweave import Bundler
 from kwil_sync.blocks.shim import SyncShim
+from kwil_sync.defaults import BUNDLER_BLOCK, SHIM_BLOCK, UPLOAD_FLOW
 from kwil_sync.flows.events import emit_uploaded
 from kwil_sync.tasks.upload import upload_batch
 
@@ -38,9 +39,9 @@ def _load(block_type: type[Block], name: str) -> Block:
             f"docs/SHIM.md) or pass the name of an existing one ({exc})") from exc
 
 
-@flow(name="kwil-sync-upload", log_prints=False)
-def upload(shim_address: str | None = None, shim_block: str = "kwil-sync-shim",
-           bundler_block: str = "kwil-sync-bundler", batch_size: int = 100,
+@flow(name=UPLOAD_FLOW, log_prints=False)
+def upload(shim_address: str | None = None, shim_block: str = SHIM_BLOCK,
+           bundler_block: str = BUNDLER_BLOCK, batch_size: int = 100,
            max_batches: int = 1000) -> dict[str, Any]:
     """Upload pending records until the outbox is empty (or `max_batches` batches ran).
 

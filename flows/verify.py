@@ -19,6 +19,7 @@ from prefect.events import emit_event
 from kwil_sync.blocks.arweave import ArweaveGateway
 from kwil_sync.blocks.kwil import KwilNode
 from kwil_sync.blocks.settings import KwilSyncSettings
+from kwil_sync.defaults import GATEWAY_BLOCK, VERIFY_FLOW
 from kwil_sync.flows.follow import load_cursor
 from kwil_sync.flows.ledger import open_run_ledger
 from kwil_sync.flows.names import pair_key, short
@@ -78,9 +79,9 @@ def _run_name() -> str:
     return f"verify {database} on {str(params.get('replica', '')).partition(':')[0]}"
 
 
-@flow(name="kwil-sync-verify", flow_run_name=_run_name, log_prints=False)
+@flow(name=VERIFY_FLOW, flow_run_name=_run_name, log_prints=False)
 def verify(database: str, source: str, replica: str, tables: list[str] | None = None,
-           gateway: str | None = "kwil-sync-gateway", ledger: str | None = None,
+           gateway: str | None = GATEWAY_BLOCK, ledger: str | None = None,
            ledger_path: str | None = None, catch_up_seconds: float = 60.0,
            settle_seconds: float = 5.0, cap: int = 100) -> dict[str, Any]:
     """Compare a database's tables on two providers at one log position.

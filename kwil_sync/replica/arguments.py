@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from kwil_sync.defaults import GATEWAY_BLOCK
+
 __all__ = ["add_verify_arguments"]
 
 
@@ -18,7 +20,7 @@ def add_verify_arguments(parser: argparse.ArgumentParser) -> None:
                         help="KwilNode block and dbid or namespace of the copy to check")
     parser.add_argument("--table", dest="tables", action="append", default=[], metavar="T",
                         help="compare only this table (repeatable; default: all)")
-    parser.add_argument("--gateway", default="kwil-sync-gateway",
+    parser.add_argument("--gateway", default=GATEWAY_BLOCK,
                         help="ArweaveGateway block to read the source's last published record")
     parser.add_argument("--no-log-point", action="store_true",
                         help="compare the nodes as they stand, without a log position")
