@@ -6,7 +6,7 @@ failure (in input order) is raised with the receipts of those that succeeded in
 `completed`. Re-uploading an item is safe: the id is the same and bundlers answer
 "already received".
 
-One backend per module: `base` (protocol, receipts, errors, retry policy), `irys`,
+One backend per module: `base` (protocol, receipts, errors), `irys`,
 `turbo`, `direct` (L1 bundles); `http_items` holds the HTTP poster Irys and Turbo share.
 Retries: connection errors, timeouts and 5xx back off exponentially; 429 and 402 wait
 as long as `Retry-After` says (402 without it is final: the account must be funded);
@@ -18,7 +18,6 @@ from kwil_sync.arweave.uploaders.base import (
     InvalidReceipt,
     PaymentRequired,
     RateLimited,
-    RetryPolicy,
     Uploader,
     UploadError,
     UploadReceipt,
@@ -29,6 +28,6 @@ from kwil_sync.arweave.uploaders.turbo import TurboUploader
 
 __all__ = [
     "DirectL1Uploader", "InvalidReceipt", "IrysUploader", "PaymentRequired", "RateLimited",
-    "RetryPolicy", "TurboUploader", "UploadError", "UploadReceipt", "Uploader",
+    "TurboUploader", "UploadError", "UploadReceipt", "Uploader",
     "verify_irys_receipt",
 ]

@@ -1,4 +1,4 @@
-"""What every uploader shares: the `Uploader` protocol, receipts, errors and the retry policy.
+"""What every uploader shares: the `Uploader` protocol, receipts and errors.
 
 Retries: connection errors, timeouts and 5xx back off exponentially; 429 and 402 wait
 as long as `Retry-After` says (402 without it is final: the account must be funded);
@@ -15,8 +15,8 @@ from kwil_sync.arweave.ans104 import DataItem
 from kwil_sync.errors import KwilSyncError
 
 __all__ = [
-    "InvalidReceipt", "PaymentRequired", "RateLimited", "RetryPolicy", "UploadError",
-    "UploadReceipt", "Uploader",
+    "InvalidReceipt", "PaymentRequired", "RateLimited", "UploadError", "UploadReceipt",
+    "Uploader",
 ]
 
 
@@ -64,21 +64,3 @@ class RateLimited(UploadError):
 
 class InvalidReceipt(UploadError):
     """The bundler's receipt is not signed by its key or names another item."""
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How often and how long to wait: exponential backoff, or the server's Retry-After."""
-
-    max_retries: int = 4
-    backoff: float = 0.5
-    max_backoff: float = 30.0
-    max_retry_after: float = 120.0
-
-    def delay(self, attempt: int, retry_after: float | None) -> float | None:
-        """Seconds to wait before retry `attempt + 1`, or None to give up."""
-        if attempt >= self.max_retries:
-            return None
-        if retry_after is not None:
-            return retry_after if retry_after <= self.max_retry_after else None
-        return min(self.max_backoff, self.backoff * 2**attempt)

@@ -18,10 +18,10 @@ from kwil_sync.arweave.signers import ArweaveSigner
 from kwil_sync.arweave.transaction import Transaction
 from kwil_sync.arweave.uploaders.base import (
     PaymentRequired,
-    RetryPolicy,
     UploadError,
     UploadReceipt,
 )
+from kwil_sync.retry import RetryPolicy
 
 __all__ = ["DirectL1Uploader"]
 

@@ -21,10 +21,10 @@ from kwil_sync.arweave.uploaders.base import (
     InvalidReceipt,
     PaymentRequired,
     RateLimited,
-    RetryPolicy,
     UploadError,
     UploadReceipt,
 )
+from kwil_sync.retry import RetryPolicy
 
 __all__ = ["EXCERPT", "HttpItemUploader", "receipt_json"]
 

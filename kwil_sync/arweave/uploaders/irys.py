@@ -11,8 +11,9 @@ import httpx
 from kwil_sync.arweave.ans104 import DataItem
 from kwil_sync.arweave.deephash import deep_hash
 from kwil_sync.arweave.signers import b64url_decode, verify_signature
-from kwil_sync.arweave.uploaders.base import InvalidReceipt, RetryPolicy, UploadReceipt
+from kwil_sync.arweave.uploaders.base import InvalidReceipt, UploadReceipt
 from kwil_sync.arweave.uploaders.http_items import HttpItemUploader, receipt_json
+from kwil_sync.retry import RetryPolicy
 
 __all__ = ["IrysUploader", "verify_irys_receipt"]
 

@@ -8,8 +8,9 @@ from collections.abc import Callable
 import httpx
 
 from kwil_sync.arweave.ans104 import DataItem
-from kwil_sync.arweave.uploaders.base import RetryPolicy, UploadReceipt
+from kwil_sync.arweave.uploaders.base import UploadReceipt
 from kwil_sync.arweave.uploaders.http_items import HttpItemUploader, receipt_json
+from kwil_sync.retry import RetryPolicy
 
 __all__ = ["TurboUploader"]
 
