@@ -1,8 +1,9 @@
 """What every uploader shares: the `Uploader` protocol, receipts and errors.
 
-Retries: connection errors, timeouts and 5xx back off exponentially; 429 and 402 wait
-as long as `Retry-After` says (402 without it is final: the account must be funded);
-a wait longer than `max_retry_after` is not slept but raised at once.
+Retries (a `kwil_sync.retry.RetryPolicy`): connection errors, timeouts and 5xx back off
+exponentially; 429 and 402 wait as long as `Retry-After` says (402 without it is final:
+the account must be funded); a wait longer than `max_retry_after` is not slept but
+raised at once.
 """
 
 from __future__ import annotations

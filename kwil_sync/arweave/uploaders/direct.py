@@ -50,8 +50,8 @@ class DirectL1Uploader:
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self._own_gateway = gateway is None
         self.gateway = gateway or GatewayClient(gateway_url)
-        self.signer, self.max_bundle_bytes, self.sleep = signer, max_bundle_bytes, sleep
-        self.retry = RetryPolicy(max_retries, backoff)
+        self.signer, self.max_bundle_bytes = signer, max_bundle_bytes
+        self.retry = RetryPolicy(max_retries, backoff, sleep=sleep, retryable=_unavailable)
 
     def __repr__(self) -> str:
         return f"DirectL1Uploader({self.gateway.url!r}, signer={self.signer!r})"
@@ -107,17 +107,14 @@ class DirectL1Uploader:
         return tx.id
 
     def _with_retries(self, call: Callable[[], T], what: str) -> T:
-        attempt = 0
-        while True:
-            try:
-                return call()
-            except WalletNotFunded as exc:
-                raise PaymentRequired(f"{what}: {exc}", status=exc.status, body=exc.body) from exc
-            except GatewayUnavailable as exc:
-                wait = self.retry.delay(attempt, None)
-                if wait is None:
-                    raise UploadError(f"{what}: {exc}", status=exc.status, body=exc.body) from exc
-            except GatewayError as exc:
-                raise UploadError(f"{what}: {exc}", status=exc.status, body=exc.body) from exc
-            self.sleep(wait)
-            attempt += 1
+        try:
+            return self.retry.call(call)
+        except WalletNotFunded as exc:
+            raise PaymentRequired(f"{what}: {exc}", status=exc.status, body=exc.body) from exc
+        except GatewayError as exc:  # refused, or still unavailable after the retries
+            raise UploadError(f"{what}: {exc}", status=exc.status, body=exc.body) from exc
+
+
+def _unavailable(error: Exception) -> bool:
+    """Only an unreachable or failing gateway (429, 5xx) is worth another try."""
+    return isinstance(error, GatewayUnavailable)

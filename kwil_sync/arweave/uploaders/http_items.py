@@ -37,11 +37,14 @@ class HttpItemUploader(ABC):
     _ok: frozenset[int] = frozenset({200})
 
     def __init__(self, endpoint: str, *, http: httpx.Client | None, timeout: float,
-                 retry: RetryPolicy, concurrency: int, sleep: Callable[[float], None]) -> None:
+                 max_retries: int, backoff: float, concurrency: int,
+                 sleep: Callable[[float], None]) -> None:
         self.endpoint = endpoint
         self._own_http = http is None
         self.http = http or httpx.Client(timeout=timeout)
-        self.retry, self.concurrency, self.sleep = retry, max(1, concurrency), sleep
+        self.retry = RetryPolicy(max_retries, backoff, retryable=_worth_retrying,
+                                 retry_after=_asked_wait, sleep=sleep)
+        self.concurrency = max(1, concurrency)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.endpoint!r})"
@@ -65,41 +68,35 @@ class HttpItemUploader(ABC):
         return _receipts_or_raise(outcomes)
 
     def _upload_one(self, item: DataItem) -> UploadReceipt:
-        attempt = 0
-        while True:
-            try:
-                response = self.http.post(self.endpoint, content=item.raw,
-                                          headers={"Content-Type": "application/octet-stream"})
-            except httpx.TransportError as exc:
-                error = UploadError(f"item {item.id}: {self.endpoint} is unreachable ({exc!r})",
-                                    item_id=item.id)
-                retryable = True
-            else:
-                if response.status_code in self._ok:
-                    return self._receipt(item, response)
-                error, retryable = self._refusal(item, response)
-            wait = self.retry.delay(attempt, error.retry_after) if retryable else None
-            if wait is None:
-                raise error
-            self.sleep(wait)
-            attempt += 1
+        return self.retry.call(lambda: self._post(item))
 
-    def _refusal(self, item: DataItem, response: httpx.Response) -> tuple[UploadError, bool]:
-        """The error for a refusal, and whether waiting may help."""
+    def _post(self, item: DataItem) -> UploadReceipt:
+        """One attempt: the receipt, or the UploadError that says why not."""
+        try:
+            response = self.http.post(self.endpoint, content=item.raw,
+                                      headers={"Content-Type": "application/octet-stream"})
+        except httpx.TransportError as exc:
+            raise UploadError(f"item {item.id}: {self.endpoint} is unreachable ({exc!r})",
+                              item_id=item.id) from exc
+        if response.status_code in self._ok:
+            return self._receipt(item, response)
+        raise self._refusal(item, response)
+
+    def _refusal(self, item: DataItem, response: httpx.Response) -> UploadError:
+        """The error for a refusal (`_worth_retrying` says whether waiting may help)."""
         status, body = response.status_code, response.text[:EXCERPT]
-        retry_after = _retry_after(response)
         kind: type[UploadError] = UploadError
-        if status == 402:  # without Retry-After there is no window to wait for
-            kind, hint, retryable = PaymentRequired, "fund the account", retry_after is not None
+        if status == 402:
+            kind, hint = PaymentRequired, "fund the account"
         elif status == 429:
-            kind, hint, retryable = RateLimited, "slow down or retry later", True
+            kind, hint = RateLimited, "slow down or retry later"
         elif status >= 500:
-            hint, retryable = "the service failed: retry later", True
+            hint = "the service failed: retry later"
         else:
-            hint, retryable = "the item was refused as sent", False
+            hint = "the item was refused as sent"
         message = f"item {item.id}: {self.endpoint} answered HTTP {status}: {body!r}; {hint}"
         return kind(message, item_id=item.id, status=status, body=body,
-                    retry_after=retry_after), retryable
+                    retry_after=_retry_after(response))
 
     @abstractmethod
     def _receipt(self, item: DataItem, response: httpx.Response) -> UploadReceipt:
@@ -125,6 +122,22 @@ def receipt_json(item: DataItem, endpoint: str, response: httpx.Response) -> dic
                              f"{body.get('id')!r} instead", item_id=item.id,
                              status=response.status_code)
     return body
+
+
+def _worth_retrying(error: Exception) -> bool:
+    """Whether waiting may help: unreachable, 429 and 5xx; 402 only with a Retry-After
+    (without one there is no window to wait for: the account must be funded)."""
+    if not isinstance(error, UploadError) or isinstance(error, InvalidReceipt):
+        return False
+    if error.status is None:  # the endpoint was not reached
+        return True
+    if error.status == 402:
+        return error.retry_after is not None
+    return error.status == 429 or error.status >= 500
+
+
+def _asked_wait(error: Exception) -> float | None:
+    return error.retry_after if isinstance(error, UploadError) else None
 
 
 def _retry_after(response: httpx.Response) -> float | None:

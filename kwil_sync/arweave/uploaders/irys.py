@@ -13,7 +13,6 @@ from kwil_sync.arweave.deephash import deep_hash
 from kwil_sync.arweave.signers import b64url_decode, verify_signature
 from kwil_sync.arweave.uploaders.base import InvalidReceipt, UploadReceipt
 from kwil_sync.arweave.uploaders.http_items import HttpItemUploader, receipt_json
-from kwil_sync.retry import RetryPolicy
 
 __all__ = ["IrysUploader", "verify_irys_receipt"]
 
@@ -52,8 +51,8 @@ class IrysUploader(HttpItemUploader):
                  backoff: float = 0.5, trusted_keys: Sequence[str] = (),
                  concurrency: int = 8, sleep: Callable[[float], None] = time.sleep) -> None:
         super().__init__(f"{url.rstrip('/')}/tx/{token}", http=http, timeout=timeout,
-                         retry=RetryPolicy(max_retries, backoff), concurrency=concurrency,
-                         sleep=sleep)
+                         max_retries=max_retries, backoff=backoff,
+                         concurrency=concurrency, sleep=sleep)
         self.trusted_keys = frozenset(trusted_keys)
 
     def _receipt(self, item: DataItem, response: httpx.Response) -> UploadReceipt:

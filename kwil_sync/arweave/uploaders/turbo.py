@@ -10,7 +10,6 @@ import httpx
 from kwil_sync.arweave.ans104 import DataItem
 from kwil_sync.arweave.uploaders.base import UploadReceipt
 from kwil_sync.arweave.uploaders.http_items import HttpItemUploader, receipt_json
-from kwil_sync.retry import RetryPolicy
 
 __all__ = ["TurboUploader"]
 
@@ -25,8 +24,8 @@ class TurboUploader(HttpItemUploader):
                  backoff: float = 0.5, concurrency: int = 8,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         super().__init__(f"{url.rstrip('/')}/v1/tx", http=http, timeout=timeout,
-                         retry=RetryPolicy(max_retries, backoff), concurrency=concurrency,
-                         sleep=sleep)
+                         max_retries=max_retries, backoff=backoff,
+                         concurrency=concurrency, sleep=sleep)
 
     def _receipt(self, item: DataItem, response: httpx.Response) -> UploadReceipt:
         body = receipt_json(item, self.endpoint, response)
