@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from collections import defaultdict, deque
@@ -12,7 +11,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from kwil_sync.arweave.data import (
-    AsyncGatewayDataClient,
     DocumentNotFound,
     DocumentTooLarge,
     GatewayDataClient,
@@ -202,21 +200,3 @@ def test_unexpected_content_type_is_refused(gateway: ScriptedGateway) -> None:
         with pytest.raises(UnexpectedContentType, match="text/html"):  # noqa: SIM117
             client.fetch(doc_id(1))
         assert client.fetch(doc_id(2)) == b"{}"
-
-
-def test_async_twin_keeps_order_and_errors(gateway: ScriptedGateway) -> None:
-    ids = [doc_id(i) for i in range(10)]
-    for i, id in enumerate(ids[:-1]):
-        gateway.defaults[id] = ok(str(i).encode(), delay=0.02 * (i % 2))
-    gateway.scripts[ids[0]].append(status(500))
-
-    async def run() -> list[tuple[str, bytes | None, type | None]]:
-        async with AsyncGatewayDataClient(gateway.url, concurrency=4, backoff=0.01) as client:
-            return [(r.id, r.data, type(r.error) if r.error else None)
-                    async for r in client.afetch_many(ids)]
-
-    results = asyncio.run(run())
-    assert [r[0] for r in results] == ids
-    assert [r[1] for r in results[:-1]] == [str(i).encode() for i in range(9)]
-    assert results[-1][2] is DocumentNotFound
-    assert 2 <= gateway.max_in_flight <= 4

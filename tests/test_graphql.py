@@ -3,7 +3,6 @@ retry, prefetch and loop guards against a scripted GraphQL server."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
 import time
@@ -18,7 +17,7 @@ import pytest
 from kwil_sync.arweave.ans104 import DataItem, EthereumSigner
 from kwil_sync.arweave.bundle import BUNDLE_TAGS, encode_bundle
 from kwil_sync.arweave.gateway import GatewayClient
-from kwil_sync.arweave.graphql import AsyncGraphQLPager, GraphQLError, GraphQLPager, TxRecord
+from kwil_sync.arweave.graphql import GraphQLError, GraphQLPager, TxRecord
 from kwil_sync.arweave.signers import ArweaveSigner
 from kwil_sync.arweave.transaction import Transaction
 from kwil_sync.testing.arlocal import Arlocal
@@ -138,22 +137,6 @@ def test_irys_filters_window_and_resume(irys_run: Any) -> None:
     assert [r.id for page in pages for r in page.records] == [i.id for i in items[1:21]]
     with pytest.raises(ValueError, match="since_ms"):
         list(pager.pages({"Test-Run": [run]}, min_block=1))
-
-
-def test_async_twin_walks_both_dialects(arlocal: Arlocal, gateway_run: Any,
-                                        irys_run: Any) -> None:
-    run, items, _ = gateway_run
-    standin, irys_tag, irys_items = irys_run
-
-    async def collect(pager: AsyncGraphQLPager, tag: str, **filters: Any) -> list[str]:
-        return [r.id async for r in pager.arecords({"Test-Run": [tag]}, **filters)]
-
-    gateway_ids = asyncio.run(collect(AsyncGraphQLPager(arlocal.url + "/graphql", "gateway"),
-                                      run, order="DESC"))
-    irys_ids = asyncio.run(collect(AsyncGraphQLPager(standin.url + "/graphql", "irys"),
-                                   irys_tag, owners=[SIGNER.address]))
-    assert sorted(gateway_ids) == sorted(i.id for i in items) and len(gateway_ids) == N
-    assert irys_ids == [i.id for i in irys_items]
 
 
 class ScriptedGraphQL:

@@ -16,12 +16,11 @@ Example:
 
 from __future__ import annotations
 
-import asyncio
 import random
 import re
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from types import TracebackType
@@ -31,7 +30,6 @@ import httpx
 from kwil_sync.errors import KwilSyncError
 
 __all__ = [
-    "AsyncGatewayDataClient",
     "DocumentNotFound",
     "DocumentTooLarge",
     "FetchResult",
@@ -236,70 +234,3 @@ class GatewayDataClient(_Common):
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
-
-
-class AsyncGatewayDataClient(_Common):
-    """asyncio twin of GatewayDataClient (same arguments, `http` an httpx.AsyncClient)."""
-
-    def __init__(self, url: str, *, max_bytes: int = 4 << 20, concurrency: int = 16,
-                 timeout: float = 30.0, retries: int = 4, backoff: float = 0.25,
-                 expected_content_type: str | None = None, path_template: str = "/{id}",
-                 http: httpx.AsyncClient | None = None) -> None:
-        super().__init__(url, max_bytes=max_bytes, concurrency=concurrency, timeout=timeout,
-                         retries=retries, backoff=backoff, path_template=path_template,
-                         expected_content_type=expected_content_type)
-        self._own_http = http is None
-        self.http = http or httpx.AsyncClient(timeout=timeout, limits=self._limits(),
-                                              follow_redirects=True)
-
-    async def afetch(self, id: str) -> bytes:
-        """Async `GatewayDataClient.fetch`: same errors."""
-        url = self._document_url(id)
-        for attempt in range(self.retries):
-            try:
-                async with self.http.stream("GET", url) as response:
-                    self._check_head(id, response)
-                    body = bytearray()
-                    async for chunk in response.aiter_bytes():
-                        self._append(id, body, chunk)
-                    return bytes(body)
-            except (_Retry, httpx.TransportError) as exc:
-                hint = exc.wait if isinstance(exc, _Retry) else None
-                if attempt + 1 >= self.retries:
-                    raise self._exhausted(id, str(exc) or type(exc).__name__) from exc
-                await asyncio.sleep(self._wait(attempt, hint))
-        raise AssertionError("unreachable")
-
-    async def _aresult(self, id: str, gate: asyncio.Semaphore) -> FetchResult:
-        async with gate:
-            try:
-                return FetchResult(id, await self.afetch(id), None)
-            except Exception as exc:
-                return FetchResult(id, None, exc)
-
-    async def afetch_many(self, ids: Iterable[str]) -> AsyncIterator[FetchResult]:
-        """Async `GatewayDataClient.fetch_many`: input order, bounded concurrency."""
-        gate = asyncio.Semaphore(self.concurrency)
-        pending: deque[asyncio.Task[FetchResult]] = deque()
-        try:
-            for id in ids:
-                pending.append(asyncio.ensure_future(self._aresult(id, gate)))
-                if len(pending) >= 2 * self.concurrency:
-                    yield await pending.popleft()
-            while pending:
-                yield await pending.popleft()
-        finally:
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
-
-    async def aclose(self) -> None:
-        if self._own_http:
-            await self.http.aclose()
-
-    async def __aenter__(self) -> AsyncGatewayDataClient:
-        return self
-
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
-        await self.aclose()

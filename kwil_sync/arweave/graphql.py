@@ -2,7 +2,7 @@
 
 Built on gql over httpx. While the caller works on a page, the next ones are already
 being requested, one after another (a worker thread keeps up to `pages_ahead` pages
-waiting; the async twin keeps one, in an asyncio task), so paging overlaps with
+waiting), so paging overlaps with
 fetching and applying documents. Transient failures (5xx, 429, connection errors,
 timeouts, non-GraphQL answers) are retried with exponential backoff; a GraphQL error
 in the answer (a bad query) is not.
@@ -23,10 +23,9 @@ Example:
 
 from __future__ import annotations
 
-import asyncio
 import random
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from typing import Any
 
 from gql import Client, gql
@@ -37,7 +36,7 @@ from gql.transport.exceptions import (
     TransportQueryError,
     TransportServerError,
 )
-from gql.transport.httpx import HTTPXAsyncTransport, HTTPXTransport
+from gql.transport.httpx import HTTPXTransport
 
 from kwil_sync.ahead import read_ahead
 from kwil_sync.arweave.graphql_queries import (
@@ -51,7 +50,7 @@ from kwil_sync.arweave.graphql_queries import (
 )
 from kwil_sync.errors import KwilSyncError
 
-__all__ = ["AsyncGraphQLPager", "GraphQLError", "GraphQLPager", "Page", "TxRecord"]
+__all__ = ["GraphQLError", "GraphQLPager", "Page", "TxRecord"]
 
 
 class GraphQLError(KwilSyncError, RuntimeError):
@@ -208,55 +207,3 @@ class GraphQLPager(_PagerBase):
         """Every matching record, page after page (same filters as `pages`)."""
         for page in self.pages(tags, **filters):
             yield from page.records
-
-
-class AsyncGraphQLPager(_PagerBase):
-    """asyncio twin of GraphQLPager (same arguments); prefetches with a task."""
-
-    async def _fetch(self, session: Any, query: str) -> Page:
-        request = gql(query)
-        for attempt in range(self.retries):
-            try:
-                return self._parse(await session.execute(request))
-            except Exception as exc:
-                error = self._give_up(exc, attempt)
-                if error is not None:
-                    raise error from exc
-                await asyncio.sleep(self._delay(attempt))
-        raise AssertionError("unreachable")
-
-    async def apages(self, tags: TagFilter | None = None, *, owners: Sequence[str] | None = None,
-                     ids: Sequence[str] | None = None, order: Order = "ASC",
-                     since_ms: int | None = None, until_ms: int | None = None,
-                     min_block: int | None = None, max_block: int | None = None,
-                     after: str | None = None) -> AsyncGenerator[Page, None]:
-        """Async `GraphQLPager.pages`: same filters, same errors."""
-        query = self._query_for(dict(tags=tags, owners=owners, ids=ids, order=order,
-                                     since_ms=since_ms, until_ms=until_ms,
-                                     min_block=min_block, max_block=max_block))
-        transport = HTTPXAsyncTransport(self.url, timeout=self.timeout, **self.http_options)
-        client = Client(transport=transport, execute_timeout=None)
-        async with client as session:
-            task = asyncio.ensure_future(self._fetch(session, query(after)))
-            cursor = after
-            try:
-                while True:
-                    page = await task
-                    more = _check_progress(cursor, page, self.url)
-                    if more:
-                        cursor = page.end_cursor
-                        task = asyncio.ensure_future(self._fetch(session, query(cursor)))
-                    yield page
-                    if not more:
-                        return
-            finally:
-                if not task.done():
-                    task.cancel()
-                    await asyncio.gather(task, return_exceptions=True)
-
-    async def arecords(self, tags: TagFilter | None = None,
-                       **filters: Any) -> AsyncIterator[TxRecord]:
-        """Every matching record, page after page (same filters as `apages`)."""
-        async for page in self.apages(tags, **filters):
-            for record in page.records:
-                yield record
