@@ -16,9 +16,7 @@ Example:
 
 from __future__ import annotations
 
-import random
 import re
-import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -28,6 +26,7 @@ from types import TracebackType
 import httpx
 
 from kwil_sync.errors import KwilSyncError
+from kwil_sync.retry import RetryPolicy
 
 __all__ = [
     "DocumentNotFound",
@@ -90,6 +89,10 @@ class _Common:
         self.timeout = timeout
         self.retries = max(1, retries)
         self.backoff = backoff
+        self.retry = RetryPolicy(self.retries - 1, backoff, max_backoff=8.0, jitter=0.5,
+                                 max_retry_after=_MAX_RETRY_AFTER,
+                                 beyond_max_retry_after="shorten", retryable=_transient,
+                                 retry_after=_asked_wait)
         self.expected_content_type = expected_content_type
         self.path_template = path_template
 
@@ -135,14 +138,18 @@ class _Common:
         if len(body) > self.max_bytes:
             raise self._too_large(id, f"over {len(body)} bytes read")
 
-    def _wait(self, attempt: int, hint: float | None) -> float:
-        if hint is not None:
-            return min(hint, _MAX_RETRY_AFTER)
-        return float(min(8.0, self.backoff * 2**attempt) * (0.5 + random.random() / 2))
-
     def _exhausted(self, id: str, reason: str) -> GatewayError:
         return GatewayError(id, f"document {id} from {self.url} failed {self.retries} times, "
                             f"last: {reason}; check that the gateway is up, then retry")
+
+
+def _transient(error: Exception) -> bool:
+    """429, 5xx, connection errors and timeouts: worth another try."""
+    return isinstance(error, _Retry | httpx.TransportError)
+
+
+def _asked_wait(error: Exception) -> float | None:
+    return error.wait if isinstance(error, _Retry) else None
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -185,20 +192,19 @@ class GatewayDataClient(_Common):
             ValueError: If `id` is not an Arweave id.
         """
         url = self._document_url(id)
-        for attempt in range(self.retries):
-            try:
-                with self.http.stream("GET", url) as response:
-                    self._check_head(id, response)
-                    body = bytearray()
-                    for chunk in response.iter_bytes():
-                        self._append(id, body, chunk)
-                    return bytes(body)
-            except (_Retry, httpx.TransportError) as exc:
-                hint = exc.wait if isinstance(exc, _Retry) else None
-                if attempt + 1 >= self.retries:
-                    raise self._exhausted(id, str(exc) or type(exc).__name__) from exc
-                time.sleep(self._wait(attempt, hint))
-        raise AssertionError("unreachable")
+        try:
+            return self.retry.call(lambda: self._download(id, url))
+        except (_Retry, httpx.TransportError) as exc:  # transient on every try
+            raise self._exhausted(id, str(exc) or type(exc).__name__) from exc
+
+    def _download(self, id: str, url: str) -> bytes:
+        """One try: the whole body, read under the size cap."""
+        with self.http.stream("GET", url) as response:
+            self._check_head(id, response)
+            body = bytearray()
+            for chunk in response.iter_bytes():
+                self._append(id, body, chunk)
+            return bytes(body)
 
     def _result(self, id: str) -> FetchResult:
         try:

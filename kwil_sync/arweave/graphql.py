@@ -23,8 +23,6 @@ Example:
 
 from __future__ import annotations
 
-import random
-import time
 from collections.abc import Callable, Generator, Iterator, Sequence
 from typing import Any
 
@@ -49,6 +47,7 @@ from kwil_sync.arweave.graphql_queries import (
     parse_page,
 )
 from kwil_sync.errors import KwilSyncError
+from kwil_sync.retry import RetryPolicy
 
 __all__ = ["GraphQLError", "GraphQLPager", "Page", "TxRecord"]
 
@@ -58,6 +57,9 @@ class GraphQLError(KwilSyncError, RuntimeError):
 
 
 def _is_transient(exc: Exception) -> bool:
+    """5xx, 429, connection failures, timeouts and non-GraphQL answers; never a refused query."""
+    if isinstance(exc, TransportQueryError):
+        return False
     if isinstance(exc, TransportServerError):
         return exc.code is None or exc.code >= 500 or exc.code == 429
     return isinstance(exc, TransportConnectionFailed | TransportProtocolError | TimeoutError)
@@ -78,6 +80,8 @@ class _PagerBase:
         self.timeout = timeout
         self.retries = max(1, retries)
         self.backoff = backoff
+        self.retry = RetryPolicy(self.retries - 1, backoff, max_backoff=8.0, jitter=0.5,
+                                 retryable=_is_transient)
         self.size_argument = size_argument
         self.http_options = dict(http_options or {})
         if pages_ahead < 1:
@@ -95,20 +99,15 @@ class _PagerBase:
         query(None)  # refuse bad filters before any request is made
         return query
 
-    def _delay(self, attempt: int) -> float:
-        return float(min(8.0, self.backoff * 2**attempt) * (0.5 + random.random() / 2))
-
-    def _give_up(self, exc: Exception, attempt: int) -> GraphQLError | None:
-        """The error to raise now, or None when the failure deserves another try."""
+    def _error(self, exc: Exception) -> GraphQLError:
+        """The error to raise for what the last try raised (after the retries it earned)."""
         if isinstance(exc, TransportQueryError):
             return GraphQLError(f"{self.url} refused the query: {exc}; check the filters and "
                                 f"that the URL serves the {self.dialect!r} dialect")
         if not _is_transient(exc):
             return GraphQLError(f"GraphQL request to {self.url} failed: {exc!r}")
-        if attempt + 1 >= self.retries:
-            return GraphQLError(f"GraphQL request to {self.url} failed {self.retries} times, "
-                                f"last: {exc}; check that the endpoint is up and reachable")
-        return None
+        return GraphQLError(f"GraphQL request to {self.url} failed {self.retries} times, "
+                            f"last: {exc}; check that the endpoint is up and reachable")
 
     def _parse(self, result: dict[str, Any]) -> Page:
         try:
@@ -147,15 +146,10 @@ class GraphQLPager(_PagerBase):
 
     def _fetch(self, session: SyncClientSession, query: str) -> Page:
         request = gql(query)
-        for attempt in range(self.retries):
-            try:
-                return self._parse(session.execute(request))
-            except Exception as exc:
-                error = self._give_up(exc, attempt)
-                if error is not None:
-                    raise error from exc
-                time.sleep(self._delay(attempt))
-        raise AssertionError("unreachable")
+        try:
+            return self.retry.call(lambda: self._parse(session.execute(request)))
+        except Exception as exc:
+            raise self._error(exc) from exc
 
     def pages(self, tags: TagFilter | None = None, *, owners: Sequence[str] | None = None,
               ids: Sequence[str] | None = None, order: Order = "ASC",
