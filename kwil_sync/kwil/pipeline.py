@@ -52,6 +52,7 @@ from kwil_sync.kwil.errors import (
 )
 from kwil_sync.kwil.payload import PayloadError, encode_action
 from kwil_sync.kwil.tx import build_tx, tx_hash
+from kwil_sync.retry import RetryPolicy
 
 __all__ = ["NoncePipeline", "OnSigned", "PipelineStuck", "SignedTx", "TxOutcome", "while_down"]
 
@@ -104,32 +105,21 @@ class _Sent:
     since: float
 
 
-class _Backoff:
-    """Consecutive failures: wait longer each time, give up after `retries`."""
+_MAX_RETRY_DELAY = 2.0  # seconds: a node back from a restart is noticed soon
 
-    def __init__(self, retries: int, first_delay: float) -> None:
-        self.retries, self.first_delay, self.failures = retries, first_delay, 0
 
-    def failed(self, error: Exception) -> None:
-        self.failures += 1
-        if self.failures > self.retries:
-            raise error
-        time.sleep(min(self.first_delay * 2 ** (self.failures - 1), 2.0))
-
-    def succeeded(self) -> None:
-        self.failures = 0
+def _node_trouble(error: Exception) -> bool:
+    """The node did not answer or failed the call (not a refusal of the transaction)."""
+    return (isinstance(error, NodeUnavailable | RpcError)
+            and not isinstance(error, BroadcastRejected))
 
 
 def while_down(op: Callable[[], T], *, retries: int = 6, first_delay: float = 0.2) -> T:
     """`op()`, tried again with backoff (doubling, at most 2 s a wait) while the node
     does not answer (`NodeUnavailable`); after `retries` failures in a row the last
     error is raised. For reads and idempotent sends outside the pipeline."""
-    backoff = _Backoff(retries, first_delay)
-    while True:
-        try:
-            return op()
-        except NodeUnavailable as exc:
-            backoff.failed(exc)
+    return RetryPolicy(retries, first_delay, max_backoff=_MAX_RETRY_DELAY,
+                       retryable=lambda e: isinstance(e, NodeUnavailable)).call(op)
 
 
 def _parts(call: Any) -> tuple[str, str, Any]:
@@ -171,22 +161,15 @@ class NoncePipeline:
         self._key = private_key_hex
         self.window, self.description = window, description
         self.poll_interval, self.confirm_timeout = poll_interval, confirm_timeout
-        self._backoff = _Backoff(retries, retry_delay)
+        # One streak for the node calls of this thread (reads and broadcasts alike).
+        self._backoff = RetryPolicy(retries, retry_delay, max_backoff=_MAX_RETRY_DELAY,
+                                    retryable=_node_trouble).streak()
 
     def __repr__(self) -> str:
         return f"NoncePipeline(address={self.address!r}, version={self.version!r})"
 
     def _retrying(self, op: Callable[[], Any]) -> Any:
-        while True:
-            try:
-                result = op()
-            except (NodeUnavailable, RpcError) as exc:
-                if isinstance(exc, BroadcastRejected):
-                    raise
-                self._backoff.failed(exc)
-                continue
-            self._backoff.succeeded()
-            return result
+        return self._backoff.call(op)
 
     def execute(self, calls: Sequence[Any], *,
                 on_signed: OnSigned | None = None) -> list[TxOutcome]:
@@ -275,7 +258,7 @@ class _Run:
         self.inflight: OrderedDict[int, _Sent] = OrderedDict()
         self.forgotten = self.paused = self.finished = False
         self.error: BaseException | None = None
-        self.confirm_backoff = _Backoff(pipeline._backoff.retries, pipeline._backoff.first_delay)
+        self.confirm_backoff = pipeline._backoff.policy.streak()
 
     def run(self) -> None:
         confirmer = threading.Thread(target=self._confirm_loop, daemon=True,
@@ -313,7 +296,7 @@ class _Run:
                     taken = 0
                     continue
                 taken = taken + 1 if next_nonce == group[0].nonce else 1
-                if taken > self.p._backoff.retries:
+                if taken > self.p._backoff.policy.max_retries:
                     raise KwilError(f"nonce {next_nonce} was refused {taken} times in a row: "
                                     f"is another writer using {self.p.address}?")
             next_nonce = self._resync()
