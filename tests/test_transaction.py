@@ -7,9 +7,9 @@ import uuid
 
 import pytest
 
+from kwil_sync.arweave.data import GatewayError
 from kwil_sync.arweave.gateway import (
     GatewayClient,
-    GatewayError,
     GatewayUnavailable,
     WalletNotFunded,
 )

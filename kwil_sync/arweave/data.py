@@ -42,11 +42,19 @@ _MAX_RETRY_AFTER = 10.0
 
 
 class GatewayError(KwilSyncError, RuntimeError):
-    """A document could not be fetched; `id` names it. Base of the other errors here."""
+    """A gateway failed or refused a request: the one root of every gateway error.
 
-    def __init__(self, id: str, message: str) -> None:
+    `id` names the document or transaction (empty when none); `status` and a `body`
+    excerpt say how the gateway answered, when it did. The read side raises it and the
+    errors below; the write side (`kwil_sync.arweave.gateway`) its own subclasses.
+    """
+
+    def __init__(self, id: str, message: str, *, status: int | None = None,
+                 body: str = "") -> None:
         super().__init__(message)
         self.id = id
+        self.status = status
+        self.body = body
 
 
 class DocumentNotFound(GatewayError):
@@ -118,7 +126,7 @@ class _Common:
             raise _Retry(f"HTTP {status}", _retry_after(response))
         if status != 200:
             raise GatewayError(id, f"{self.url} answered HTTP {status} for document {id}; "
-                               "check the gateway URL")
+                               "check the gateway URL", status=status)
         length = response.headers.get("content-length")
         if length and length.isdigit() and int(length) > self.max_bytes:
             raise self._too_large(id, f"{length} bytes")

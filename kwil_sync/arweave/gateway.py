@@ -22,32 +22,27 @@ from typing import Literal
 
 import httpx
 
-from kwil_sync.arweave import data as _data
+from kwil_sync.arweave.data import GatewayError
 from kwil_sync.arweave.transaction import Transaction
 
-__all__ = ["GatewayClient", "GatewayError", "GatewayUnavailable", "TxStatus", "WalletNotFunded"]
+__all__ = ["GatewayClient", "GatewayUnavailable", "TxStatus", "WalletNotFunded"]
 
 _EXCERPT = 300
 
 
-class GatewayError(_data.GatewayError):
-    """The gateway refused or failed a request; `status` and a `body` excerpt say how.
-
-    A subclass of the read side's GatewayError, so one `except` covers both.
-    """
+class _WriteSideError(GatewayError):
+    """Write-side errors are made message first (test stand-ins raise them too)."""
 
     def __init__(self, message: str, *, status: int | None = None, body: str = "",
                  id: str = "") -> None:
-        super().__init__(id, message)
-        self.status = status
-        self.body = body
+        super().__init__(id, message, status=status, body=body)
 
 
-class WalletNotFunded(GatewayError):
+class WalletNotFunded(_WriteSideError):
     """HTTP 410: the wallet has no balance for this fee (on arlocal: mint first)."""
 
 
-class GatewayUnavailable(GatewayError):
+class GatewayUnavailable(_WriteSideError):
     """The gateway could not be reached, timed out or answered 5xx; retrying may help."""
 
 
@@ -95,11 +90,11 @@ class GatewayClient:
             raise WalletNotFunded(f"{what}: the gateway says the wallet is not funded (410: "
                                   f"{body!r}); fund it (on arlocal: mint first)",
                                   status=status, body=body, id=id)
-        kind = GatewayUnavailable if status >= 500 or status == 429 else GatewayError
-        hint = ("retry later" if kind is GatewayUnavailable
-                else "the request was refused as sent: check signature, anchor and fee")
-        raise kind(f"{what}: {self.url} answered HTTP {status}: {body!r}; {hint}",
-                   status=status, body=body, id=id)
+        message = f"{what}: {self.url} answered HTTP {status}: {body!r}; "
+        if status >= 500 or status == 429:
+            raise GatewayUnavailable(message + "retry later", status=status, body=body, id=id)
+        raise GatewayError(id, message + "the request was refused as sent: check signature, "
+                           "anchor and fee", status=status, body=body)
 
     def tx_anchor(self) -> str:
         """The anchor (`last_tx`) to sign new transactions with."""
@@ -110,8 +105,8 @@ class GatewayClient:
         path = f"/price/{nbytes}" + (f"/{target}" if target else "")
         text = self._request("GET", path, "price").text.strip()
         if not text.isdigit():
-            raise GatewayError(f"price: {self.url} answered {text[:_EXCERPT]!r}, not a number",
-                               body=text[:_EXCERPT])
+            raise GatewayError("", f"price: {self.url} answered {text[:_EXCERPT]!r}, not a "
+                               "number", body=text[:_EXCERPT])
         return text
 
     def post_transaction(self, tx: Transaction) -> None:

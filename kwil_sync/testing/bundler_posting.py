@@ -17,7 +17,8 @@ import httpx
 
 from kwil_sync.arweave.ans104 import DataItem
 from kwil_sync.arweave.bundle import BUNDLE_TAGS, encode_bundle
-from kwil_sync.arweave.gateway import GatewayClient, GatewayError, GatewayUnavailable
+from kwil_sync.arweave.data import GatewayError
+from kwil_sync.arweave.gateway import GatewayClient, GatewayUnavailable
 from kwil_sync.arweave.signers import ArweaveSigner
 from kwil_sync.arweave.transaction import Transaction
 from kwil_sync.errors import KwilSyncError
