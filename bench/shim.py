@@ -272,7 +272,7 @@ def main() -> None:
         drain_started = time.perf_counter()
         with ShimClient(address, timeout=30) as shim:
             if args.no_prefect or args.no_serve:
-                from kwil_sync.tasks.upload import upload_pending
+                from kwil_sync.upload import upload_pending
 
                 while upload_pending(shim, IrysUploader(bundler_url), holder="bench",
                                      limit=200).uploaded:

@@ -27,11 +27,11 @@ from kwil_sync.kwil import dbid
 from kwil_sync.proto import extension_pb2, extension_pb2_grpc
 from kwil_sync.shim.config import KEY_ENV
 from kwil_sync.shim_client import ShimClient
-from kwil_sync.tasks.upload import upload_pending
 from kwil_sync.testing.arlocal import Arlocal
 from kwil_sync.testing.bundler import BundlerStandIn
 from kwil_sync.testing.kwil_node import ActionDef, KwilNodeStandIn, Schema
 from kwil_sync.testing.procs import free_port, stop_process, wait_until
+from kwil_sync.upload import upload_pending
 
 KEY = "8f2a55949038a9610f50fb23b5883af3b4ecb3c3bb792cbcefbd1542c692be63"
 ACTIONS = 1000

@@ -22,11 +22,11 @@ from kwil_sync.records import SyncRecord
 from kwil_sync.shim.config import ShimConfig
 from kwil_sync.shim.server import RunningShim, start_shim
 from kwil_sync.shim_client import ShimClient
-from kwil_sync.tasks.upload import upload_pending
 from kwil_sync.testing.bundler import BundlerStandIn
 from kwil_sync.testing.kwil_node import ActionDef, KwilNodeStandIn
 from kwil_sync.testing.procs import free_port
 from kwil_sync.testing.workload import MessagesWorkload, messages_schema
+from kwil_sync.upload import upload_pending
 from kwil_sync.verify import TrustPolicy, verify_record
 
 PROVIDER = secrets.token_hex(32)

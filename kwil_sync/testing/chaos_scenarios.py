@@ -246,8 +246,8 @@ def bundler_402(world: ChaosWorld, records: int, window_s: float,
 
 KILLABLE_UPLOAD = """
 import sys
-import kwil_sync.tasks.upload
-kwil_sync.tasks.upload.LEASE_SECONDS = int(sys.argv[3])  # short: no 600 s wait
+import kwil_sync.upload
+kwil_sync.upload.LEASE_SECONDS = int(sys.argv[3])  # short: no 600 s wait
 from kwil_sync.flows.upload import upload
 upload(shim_address=sys.argv[1], bundler_block=sys.argv[2], batch_size=int(sys.argv[4]))
 """
