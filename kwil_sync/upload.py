@@ -14,7 +14,6 @@ pass did (confirmed, voided, waiting, unconfirmed, a node error).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from kwil_sync.arweave.ans104 import DataItem
@@ -46,16 +45,9 @@ class BatchResult:
     node_error: str = ""
 
 
-def _receipt_json(receipt: UploadReceipt) -> str:
-    return json.dumps({"id": receipt.id, "timestamp_ms": receipt.timestamp_ms,
-                       "duplicate": receipt.duplicate, "endpoint": receipt.endpoint,
-                       "bundle_tx_id": receipt.bundle_tx_id,
-                       "signed_receipt": receipt.signed_receipt}, separators=(",", ":"))
-
-
 def _acknowledge(shim: ShimClient, receipts: list[UploadReceipt]) -> None:
     if receipts:
-        shim.ack([r.id for r in receipts], {r.id: _receipt_json(r) for r in receipts})
+        shim.ack([r.id for r in receipts], {r.id: r.to_json() for r in receipts})
 
 
 def upload_pending(shim: ShimClient, uploader: Uploader, *, holder: str, limit: int

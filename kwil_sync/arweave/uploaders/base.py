@@ -8,6 +8,7 @@ raised at once.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -35,6 +36,13 @@ class UploadReceipt:
     endpoint: str
     bundle_tx_id: str | None = None
     signed_receipt: dict[str, Any] | None = field(default=None, repr=False)
+
+    def to_json(self) -> str:
+        """The receipt as the outbox keeps it: compact JSON of every field."""
+        return json.dumps({"id": self.id, "timestamp_ms": self.timestamp_ms,
+                           "duplicate": self.duplicate, "endpoint": self.endpoint,
+                           "bundle_tx_id": self.bundle_tx_id,
+                           "signed_receipt": self.signed_receipt}, separators=(",", ":"))
 
 
 class Uploader(Protocol):
