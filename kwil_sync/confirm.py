@@ -23,10 +23,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from kwil_sync.arweave.ans104 import DataItem
 from kwil_sync.kwil.client import TxStatus
-from kwil_sync.outbox import Outbox, Settlement, StoredCall
+from kwil_sync.outbox_calls import Settlement, StoredCall
+
+if TYPE_CHECKING:  # the outbox's batches carry a ConfirmReport
+    from kwil_sync.outbox import Outbox
 
 __all__ = ["ConfirmReport", "Confirmer"]
 

@@ -31,15 +31,16 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from kwil_sync.arweave.ans104 import DataItem
+from kwil_sync.confirm import ConfirmReport
 from kwil_sync.durable import open_durable, write_transaction
 from kwil_sync.outbox_calls import CALLS_SCHEMA, Settlement, StoredCall, TiedCallsMixin
 
-__all__ = ["FIRST_PREV_ACTION_ID", "AckResult", "ChainStatus", "Outbox", "PendingItem",
-           "Settlement", "StoredCall", "StoredItem"]
+__all__ = ["FIRST_PREV_ACTION_ID", "AckResult", "ChainStatus", "Outbox", "PendingBatch",
+           "PendingItem", "Settlement", "StoredCall", "StoredItem"]
 
 FIRST_PREV_ACTION_ID = "-"  # Prev-Action-Id of sequence 1 (docs/RECORD.md)
 SCHEMA_VERSION = 2  # 2 added tied calls (table calls, items.tied)
@@ -96,6 +97,13 @@ class PendingItem:
     original_dbid: str
     sequence: int
     raw: bytes
+
+
+@dataclass(frozen=True)
+class PendingBatch:
+    items: list[PendingItem]
+    remaining: int
+    confirmation: ConfirmReport = field(default_factory=ConfirmReport)
 
 
 @dataclass(frozen=True)

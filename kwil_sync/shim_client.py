@@ -14,22 +14,15 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import grpc
 
 from kwil_sync.confirm import ConfirmReport
-from kwil_sync.outbox import AckResult, ChainStatus, PendingItem
+from kwil_sync.outbox import AckResult, ChainStatus, PendingBatch, PendingItem
 from kwil_sync.proto import kwil_sync_pb2, kwil_sync_pb2_grpc
 
-__all__ = ["CallInfo", "PendingBatch", "SavedRecord", "ShimClient"]
-
-
-@dataclass(frozen=True)
-class PendingBatch:
-    items: list[PendingItem]
-    remaining: int
-    confirmation: ConfirmReport = field(default_factory=ConfirmReport)
+__all__ = ["CallInfo", "SavedRecord", "ShimClient"]
 
 
 @dataclass(frozen=True)
