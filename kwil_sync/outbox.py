@@ -20,6 +20,8 @@ Example:
     for item in outbox.pending(100, holder="run-1"):
         ...  # upload item.raw
     outbox.ack([item.item_id])
+    upload_pending(outbox, uploader, holder="run-2", limit=100)  # kwil_sync.upload
+
     ```
 """
 
@@ -266,6 +268,16 @@ class Outbox(TiedCallsMixin):
                     [(holder, now + int(lease_seconds * 1000), row[0]) for row in rows])
         return [PendingItem(item_id, action_id, dbid, seq, bytes(raw))
                 for _, item_id, action_id, dbid, seq, raw in rows]
+
+    def lease(self, limit: int, *, holder: str = "", lease_seconds: float = 300.0
+              ) -> PendingBatch:
+        """`pending` as a batch with how many others wait (the `OutboxQueue` form).
+
+        Tied calls are not confirmed here (the shim's PendingItems does that before it
+        leases), so `confirmation` is empty.
+        """
+        items = self.pending(limit, holder=holder, lease_seconds=lease_seconds)
+        return PendingBatch(items, max(self.pending_count() - len(items), 0))
 
     def pending_count(self) -> int:
         """How many items wait for upload (leased or not)."""

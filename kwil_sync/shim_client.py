@@ -1,12 +1,13 @@
 """A gRPC client for the shim's own API (`kwil_sync.SyncShim`), used by the upload flow.
 
 The upload flow may run on another machine than the shim, so it reads the outbox only
-through this client, never from the shim's disk.
+through this client, never from the shim's disk. `lease` and `ack` make it an
+`kwil_sync.upload.OutboxQueue`, as the local `Outbox` is.
 
 Example:
     ```python
     with ShimClient("127.0.0.1:50051") as shim:
-        batch = shim.pending(100, holder="flow-run-id")
+        batch = shim.lease(100, holder="flow-run-id")
         shim.ack([item.item_id for item in batch.items])
     ```
 """
@@ -97,8 +98,9 @@ class ShimClient:
         return [CallInfo(c.action_id, c.original_dbid, c.action_name, c.tx_hash, c.height,
                          c.call_index, c.state, c.code, c.log, c.item_id) for c in r.calls]
 
-    def pending(self, limit: int, *, holder: str = "", lease_seconds: int = 0) -> PendingBatch:
-        """Lease up to `limit` items waiting for upload, oldest first."""
+    def lease(self, limit: int, *, holder: str = "", lease_seconds: int = 0) -> PendingBatch:
+        """Lease up to `limit` items waiting for upload, oldest first (`PendingItems`: the
+        shim first confirms due tied calls; `confirmation` says what that pass did)."""
         r = self._stub.PendingItems(kwil_sync_pb2.PendingItemsRequest(
             limit=limit, holder=holder, lease_seconds=lease_seconds), timeout=self.timeout)
         c = r.confirmation
@@ -106,6 +108,8 @@ class ShimClient:
                                c.node_error)
         return PendingBatch([PendingItem(i.item_id, i.action_id, i.original_dbid, i.sequence,
                                          i.raw) for i in r.items], r.remaining, report)
+
+    pending = lease  # the name of the gRPC call (PendingItems), kept for its callers
 
     def ack(self, item_ids: Iterable[str], receipts: Mapping[str, str] | None = None
             ) -> AckResult:

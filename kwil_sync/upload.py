@@ -1,4 +1,8 @@
-"""Upload one batch of the shim's outbox: lease, upload, acknowledge.
+"""Upload one batch of an outbox queue: lease, upload, acknowledge.
+
+The queue is anything that satisfies `OutboxQueue`: the shim's outbox over gRPC
+(`kwil_sync.shim_client.ShimClient`, what the upload flow uses, possibly on another
+machine) or a local outbox file (`kwil_sync.outbox.Outbox`).
 
 The item bytes are fixed in the outbox (signed once, when kwild's call was answered),
 so a retried or repeated upload posts the very same item under the very same id:
@@ -14,16 +18,35 @@ pass did (confirmed, voided, waiting, unconfirmed, a node error).
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from kwil_sync.arweave.ans104 import DataItem
 from kwil_sync.arweave.uploaders import Uploader, UploadError, UploadReceipt
 from kwil_sync.errors import KwilSyncError
-from kwil_sync.shim_client import ShimClient
+from kwil_sync.outbox import AckResult, PendingBatch
 
-__all__ = ["LEASE_SECONDS", "BatchResult", "OutboxCorrupted", "upload_pending"]
+__all__ = ["LEASE_SECONDS", "BatchResult", "OutboxCorrupted", "OutboxQueue", "upload_pending"]
 
 LEASE_SECONDS = 600  # longer than a batch's upload with all its HTTP retries
+
+
+class OutboxQueue(Protocol):
+    """Where signed items wait for upload: leased in batches, acknowledged once accepted."""
+
+    def lease(self, limit: int, *, holder: str, lease_seconds: int) -> PendingBatch:
+        """Lease up to `limit` pending items to `holder` for `lease_seconds`, oldest first.
+
+        The same holder gets its own unacknowledged items again, so a retried batch
+        posts the same bytes.
+        """
+        ...
+
+    def ack(self, item_ids: Iterable[str], receipts: Mapping[str, str] | None = None
+            ) -> AckResult:
+        """Mark items uploaded (idempotent), keeping each one's receipt JSON."""
+        ...
 
 
 class OutboxCorrupted(KwilSyncError, RuntimeError):
@@ -45,17 +68,17 @@ class BatchResult:
     node_error: str = ""
 
 
-def _acknowledge(shim: ShimClient, receipts: list[UploadReceipt]) -> None:
+def _acknowledge(queue: OutboxQueue, receipts: list[UploadReceipt]) -> None:
     if receipts:
-        shim.ack([r.id for r in receipts], {r.id: r.to_json() for r in receipts})
+        queue.ack([r.id for r in receipts], {r.id: r.to_json() for r in receipts})
 
 
-def upload_pending(shim: ShimClient, uploader: Uploader, *, holder: str, limit: int
+def upload_pending(queue: OutboxQueue, uploader: Uploader, *, holder: str, limit: int
                    ) -> BatchResult:
     """Lease up to `limit` pending items, upload them and acknowledge what was accepted.
 
     Args:
-        shim: Client of the shim that holds the outbox.
+        queue: The outbox: a `ShimClient` of the shim that holds it, or a local `Outbox`.
         uploader: Where the items go (Irys, Turbo, or a gateway directly).
         holder: Who leases the batch (the flow run id): a retry gets the same items.
         limit: Items per batch.
@@ -64,7 +87,7 @@ def upload_pending(shim: ShimClient, uploader: Uploader, *, holder: str, limit: 
         UploadError: If an item was not accepted (the accepted ones are acknowledged).
         OutboxCorrupted: If stored bytes are not the item they claim to be.
     """
-    batch = shim.pending(limit, holder=holder, lease_seconds=LEASE_SECONDS)
+    batch = queue.lease(limit, holder=holder, lease_seconds=LEASE_SECONDS)
     c = batch.confirmation
 
     def result(uploaded: int, already_there: int) -> BatchResult:
@@ -85,10 +108,10 @@ def upload_pending(shim: ShimClient, uploader: Uploader, *, holder: str, limit: 
     try:
         receipts = uploader.upload(items)
     except UploadError as exc:
-        _acknowledge(shim, exc.completed)
+        _acknowledge(queue, exc.completed)
         raise
     wrong = [r.id for r, i in zip(receipts, items, strict=True) if r.id != i.id]
     if wrong:  # never acknowledge an item under an id it was not accepted as
         raise UploadError(f"the uploader answered ids {wrong[:3]} for other items")
-    _acknowledge(shim, receipts)
+    _acknowledge(queue, receipts)
     return result(len(receipts), sum(r.duplicate for r in receipts))
