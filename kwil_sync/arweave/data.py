@@ -84,11 +84,39 @@ class FetchResult:
     error: Exception | None
 
 
-class _Common:
+def _transient(error: Exception) -> bool:
+    """429, 5xx, connection errors and timeouts: worth another try."""
+    return isinstance(error, _Retry | httpx.TransportError)
+
+
+def _asked_wait(error: Exception) -> float | None:
+    return error.wait if isinstance(error, _Retry) else None
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after", "")
+    return float(value) if value.isdigit() else None
+
+
+class GatewayDataClient:
+    """Fetch documents by id from `{url}/{id}` with bounded concurrency.
+
+    Args:
+        url: The gateway base URL.
+        max_bytes: Largest document accepted; larger ones raise DocumentTooLarge.
+        concurrency: Parallel downloads in `fetch_many` (and pooled connections).
+        timeout: Seconds per request (connect and each read).
+        retries: Tries per document for transient failures.
+        backoff: First retry delay in seconds, doubling per try (capped at 8 s).
+        expected_content_type: If set, documents of another media type are refused.
+        path_template: Where a document lives under `url` (ar.io also offers `/raw/{id}`).
+        http: An httpx.Client to use (not closed here); one is made otherwise.
+    """
+
     def __init__(self, url: str, *, max_bytes: int = 4 << 20, concurrency: int = 16,
                  timeout: float = 30.0, retries: int = 4, backoff: float = 0.25,
-                 expected_content_type: str | None = None,
-                 path_template: str = "/{id}") -> None:
+                 expected_content_type: str | None = None, path_template: str = "/{id}",
+                 http: httpx.Client | None = None) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
         self.url = url.rstrip("/")
@@ -103,6 +131,9 @@ class _Common:
                                  retry_after=_asked_wait)
         self.expected_content_type = expected_content_type
         self.path_template = path_template
+        self._own_http = http is None
+        self.http = http or httpx.Client(timeout=timeout, limits=self._limits(),
+                                         follow_redirects=True)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.url!r}, concurrency={self.concurrency})"
@@ -149,47 +180,6 @@ class _Common:
     def _exhausted(self, id: str, reason: str) -> GatewayError:
         return GatewayError(id, f"document {id} from {self.url} failed {self.retries} times, "
                             f"last: {reason}; check that the gateway is up, then retry")
-
-
-def _transient(error: Exception) -> bool:
-    """429, 5xx, connection errors and timeouts: worth another try."""
-    return isinstance(error, _Retry | httpx.TransportError)
-
-
-def _asked_wait(error: Exception) -> float | None:
-    return error.wait if isinstance(error, _Retry) else None
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after", "")
-    return float(value) if value.isdigit() else None
-
-
-class GatewayDataClient(_Common):
-    """Fetch documents by id from `{url}/{id}` with bounded concurrency.
-
-    Args:
-        url: The gateway base URL.
-        max_bytes: Largest document accepted; larger ones raise DocumentTooLarge.
-        concurrency: Parallel downloads in `fetch_many` (and pooled connections).
-        timeout: Seconds per request (connect and each read).
-        retries: Tries per document for transient failures.
-        backoff: First retry delay in seconds, doubling per try (capped at 8 s).
-        expected_content_type: If set, documents of another media type are refused.
-        path_template: Where a document lives under `url` (ar.io also offers `/raw/{id}`).
-        http: An httpx.Client to use (not closed here); one is made otherwise.
-    """
-
-    def __init__(self, url: str, *, max_bytes: int = 4 << 20, concurrency: int = 16,
-                 timeout: float = 30.0, retries: int = 4, backoff: float = 0.25,
-                 expected_content_type: str | None = None, path_template: str = "/{id}",
-                 http: httpx.Client | None = None) -> None:
-        super().__init__(url, max_bytes=max_bytes, concurrency=concurrency, timeout=timeout,
-                         retries=retries, backoff=backoff, path_template=path_template,
-                         expected_content_type=expected_content_type)
-        self._own_http = http is None
-        self.http = http or httpx.Client(timeout=timeout, limits=self._limits(),
-                                         follow_redirects=True)
 
     def fetch(self, id: str) -> bytes:
         """The document's bytes.

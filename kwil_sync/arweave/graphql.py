@@ -65,7 +65,32 @@ def _is_transient(exc: Exception) -> bool:
     return isinstance(exc, TransportConnectionFailed | TransportProtocolError | TimeoutError)
 
 
-class _PagerBase:
+def _check_progress(previous: str | None, page: Page, url: str) -> bool:
+    """True when another page should be requested after `page`."""
+    if not page.has_next:
+        return False
+    if page.end_cursor is None or page.end_cursor == previous:
+        raise GraphQLError(f"{url} says more pages follow but its cursor did not move; "
+                           "stopping to avoid a loop")
+    return True
+
+
+class GraphQLPager:
+    """Pages of `transactions`, the next ones requested ahead; see the module docstring.
+
+    Args:
+        url: The GraphQL endpoint, e.g. `https://uploader.irys.xyz/graphql`.
+        dialect: "irys" or "gateway".
+        page_size: Records per page (keep at most 100 for gateways).
+        timeout: Seconds per HTTP request.
+        retries: Tries per page before GraphQLError.
+        backoff: First retry delay in seconds; doubles per try, capped at 8 s.
+        size_argument: "first", or "limit" for older Irys nodes.
+        http_options: Extra keyword arguments for the httpx client (headers, proxies...).
+        pages_ahead: Pages requested ahead of the caller, one after another (a replay
+            chunk is up to 10 pages, so it is ready when asked for).
+    """
+
     def __init__(self, url: str, dialect: Dialect, *, page_size: int = 100,
                  timeout: float = 30.0, retries: int = 4, backoff: float = 0.5,
                  size_argument: str = "first", http_options: dict[str, Any] | None = None,
@@ -115,34 +140,6 @@ class _PagerBase:
         except (KeyError, TypeError, ValueError) as exc:
             raise GraphQLError(f"{self.url} answered without a transactions connection: "
                                f"{exc!r}") from exc
-
-
-def _check_progress(previous: str | None, page: Page, url: str) -> bool:
-    """True when another page should be requested after `page`."""
-    if not page.has_next:
-        return False
-    if page.end_cursor is None or page.end_cursor == previous:
-        raise GraphQLError(f"{url} says more pages follow but its cursor did not move; "
-                           "stopping to avoid a loop")
-    return True
-
-
-
-class GraphQLPager(_PagerBase):
-    """Synchronous pager; see the module docstring.
-
-    Args:
-        url: The GraphQL endpoint, e.g. `https://uploader.irys.xyz/graphql`.
-        dialect: "irys" or "gateway".
-        page_size: Records per page (keep at most 100 for gateways).
-        timeout: Seconds per HTTP request.
-        retries: Tries per page before GraphQLError.
-        backoff: First retry delay in seconds; doubles per try, capped at 8 s.
-        size_argument: "first", or "limit" for older Irys nodes.
-        http_options: Extra keyword arguments for the httpx client (headers, proxies...).
-        pages_ahead: Pages requested ahead of the caller, one after another (a replay
-            chunk is up to 10 pages, so it is ready when asked for).
-    """
 
     def _fetch(self, session: SyncClientSession, query: str) -> Page:
         request = gql(query)
