@@ -1,7 +1,7 @@
 """A gRPC client for the shim's own API (`kwil_sync.SyncShim`), used by the upload flow.
 
 The upload flow may run on another machine than the shim, so it reads the outbox only
-through this client, never from the shim's disk. `lease` and `ack` make it an
+through this client, never from the shim's disk. `lease` and `ack` make it a
 `kwil_sync.upload.OutboxQueue`, as the local `Outbox` is.
 
 Example:
