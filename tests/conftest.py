@@ -2,6 +2,7 @@
 
 import json
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -52,3 +53,19 @@ def shared_prefect(request: pytest.FixtureRequest) -> Iterator[str]:
     assert url is not None
     with temporary_settings({PREFECT_API_URL: url}):
         yield url
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _fresh_prefect_event_workers() -> Iterator[None]:
+    """Prefect keeps one events worker per process, talking to the API URL current when
+    it first emitted; a module run later in the same process (pytest-xdist runs several
+    in each worker) against another server would send its events, task runs included,
+    to the first. Draining stops the workers, so the next module starts its own, as
+    `prefect_test_harness` does at its end."""
+    yield
+    if "prefect.events.worker" in sys.modules:
+        from prefect.events.worker import EventsWorker
+        from prefect.logging.handlers import APILogWorker
+
+        APILogWorker.drain_all(timeout=10)
+        EventsWorker.drain_all(timeout=10)
