@@ -60,19 +60,10 @@ from kwil_sync.sources import (
     SourceDown,
     Start,
 )
+from kwil_sync.step_runner import StepName, StepRunner, run_directly
 from kwil_sync.verify import TrustPolicy
 
-__all__ = ["ReplayReport", "Replayer", "StepRunner", "run_directly"]
-
-# How each step runs: `runner(name, step, *args)`. The default calls the step; the
-# Prefect layer (tasks/replay.py) makes each call a task run. Names: "recover",
-# "read-pages", "fetch-and-verify", "apply-batch".
-StepRunner = Callable[..., Any]
-
-
-def run_directly(name: str, step: Callable[..., Any], *args: Any) -> Any:
-    """The default step runner: just call the step."""
-    return step(*args)
+__all__ = ["ReplayReport", "Replayer", "StepName", "StepRunner", "run_directly"]
 
 
 @dataclass
@@ -144,7 +135,8 @@ class Replayer:
         max_document_bytes: Larger documents are quarantined.
         gap_timeout_s: How long a sequence gap may stay open before quarantine.
         clock: Wall clock in seconds (for gap ages).
-        step_runner: Runs each step (see `StepRunner`); Prefect makes them task runs.
+        step_runner: Runs each step (`kwil_sync.step_runner`); Prefect makes them
+            task runs.
         on_progress: Called with the report so far after each chunk is applied.
         prover: Proves records the index cannot from their raw data items
             (`kwil_sync.proofs.ByteProver`); None: judge on the index's rows only.
@@ -191,7 +183,7 @@ class Replayer:
                    until if isinstance(until, str) else None)
         run.until_height = until if isinstance(until, UntilHeight) else None
         if not dry_run:
-            run.report.recovery = self.step("recover", self.applier.recover, self.ledger,
+            run.report.recovery = self.step(StepName.RECOVER, self.applier.recover, self.ledger,
                                             self.target)
             self.ledger.record_external(self.target, self.applier.applied_elsewhere(),
                                         log="db_sync_history")
@@ -211,10 +203,10 @@ class Replayer:
                         run: _Run) -> tuple[_Chunk, Checked] | None:
         if reader.done:
             return None
-        chunk: _Chunk | None = self.step("read-pages", reader.read)
+        chunk = self.step(StepName.READ, reader.read)
         if chunk is None:
             return None
-        checked, cut = self.step("fetch-and-verify", run.check, chunk.records)
+        checked, cut = self.step(StepName.CHECK, run.check, chunk.records)
         if cut is not None:  # the `until` action, verified: it is the last record read
             del chunk.records[cut + 1:]
             chunk.reached_until = reader.done = True
@@ -368,7 +360,7 @@ class _Run:
                                               if x.action_name.lower() not in self.schema)
                 self.refuse(refused)
                 continue
-            applied = r.step("apply-batch", apply_batch, r.applier, r.ledger, r.target, batch,
+            applied = r.step(StepName.APPLY, apply_batch, r.applier, r.ledger, r.target, batch,
                              self.schema)
             self.refuse(applied.refused)
             self.count(batch, applied.results)
