@@ -37,6 +37,7 @@ from kwil_sync.kwil.pipeline import NoncePipeline, SignedTx, while_down
 from kwil_sync.kwil.values import ValueConversionError, convert_arguments
 from kwil_sync.ledger import Ledger
 from kwil_sync.records import SyncRecord
+from kwil_sync.refusals import Reason, Refusal
 from kwil_sync.replay_recovery import Recovery, resolve_pending
 
 __all__ = ["ActionApplier", "CallResult", "KwilApplier", "OnSigned", "PlannedCall", "Refusal",
@@ -54,14 +55,6 @@ class PlannedCall:
     target: str
     action: str
     arguments: list[list[dict[str, Any]]]  # one argument set
-
-
-@dataclass(frozen=True)
-class Refusal:
-    """Why a record cannot become a call on this target."""
-
-    reason: str
-    detail: str
 
 
 @dataclass(frozen=True)
@@ -121,16 +114,17 @@ def plan_call(record: SyncRecord, schema: Mapping[str, Sequence[tuple[str, str |
     name = record.action_name.lower()
     params = schema.get(name)
     if params is None:
-        return Refusal("unknown-action", f"{target} has no action {record.action_name!r}")
+        return Refusal.of(record, Reason.UNKNOWN_ACTION,
+                          f"{target} has no action {record.action_name!r}")
     given = {_name(n): v for n, v in record.data}
     wanted = [_name(p) for p, _ in params]
     if sorted(given) != sorted(wanted):
-        return Refusal("argument-mismatch", f"the record names {sorted(given)}, action "
-                       f"{record.action_name} takes {wanted}")
+        return Refusal.of(record, Reason.ARGUMENT_MISMATCH, f"the record names "
+                          f"{sorted(given)}, action {record.action_name} takes {wanted}")
     try:
         arguments = convert_arguments(version, params, [given[n] for n in wanted])
     except ValueConversionError as exc:
-        return Refusal("bad-argument", str(exc))
+        return Refusal.of(record, Reason.BAD_ARGUMENT, str(exc))
     return PlannedCall(record, target, name, [arguments])
 
 

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from kwil_sync.records import FIRST_PREV_ACTION_ID, SyncRecord
+from kwil_sync.refusals import Reason
 
 __all__ = ["Gap", "Quarantined", "Released", "Sequencer"]
 
@@ -36,10 +37,11 @@ History = Callable[[str, int], str | None]
 
 @dataclass(frozen=True)
 class Quarantined:
-    """A record that must not be applied, with a stable reason code and a detail."""
+    """A record that must not be applied, why, and a detail (`Refusal.of` makes it a
+    refusal; the record itself is kept for the caller)."""
 
     record: SyncRecord
-    reason: str
+    reason: Reason
     detail: str
 
 
@@ -190,7 +192,7 @@ class Sequencer:
                 if previous is None or record.prev_action_id == previous:
                     valid.append(record)
                 else:
-                    self._quarantine(record, "chain-mismatch", f"Prev-Action-Id "
+                    self._quarantine(record, Reason.CHAIN_MISMATCH, f"Prev-Action-Id "
                                      f"{record.prev_action_id}, but sequence {nxt - 1} is "
                                      f"{previous}")
             if not valid:
@@ -210,7 +212,7 @@ class Sequencer:
         if prior == record.action_id or (prior is None and record.action_id in self._seen):
             self._pending.duplicates.append(record)
         else:
-            self._quarantine(record, "sequence-rewind", f"sequence {record.sequence} of "
+            self._quarantine(record, Reason.SEQUENCE_REWIND, f"sequence {record.sequence} of "
                              f"{record.provider_address} is already {prior or 'resolved'}")
 
     def _action_at(self, provider: str, sequence: int) -> str | None:
@@ -227,10 +229,10 @@ class Sequencer:
         self._pending.gaps.append(gap)
         for records in self._held[provider].values():
             for record in records:
-                self._quarantine(record, "sequence-gap", f"sequence {gap.expected} to "
+                self._quarantine(record, Reason.SEQUENCE_GAP, f"sequence {gap.expected} to "
                                  f"{gap.held_from - 1} of {record.provider_address} missing")
         self._held[provider] = {}
         self._opened.pop(provider, None)
 
-    def _quarantine(self, record: SyncRecord, reason: str, detail: str) -> None:
+    def _quarantine(self, record: SyncRecord, reason: Reason, detail: str) -> None:
         self._pending.quarantined.append(Quarantined(record, reason, detail))

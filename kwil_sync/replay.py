@@ -41,11 +41,11 @@ from kwil_sync.ordering import Gap, Released, Sequencer
 from kwil_sync.proofs import ItemProver
 from kwil_sync.provenance import ProvenanceTally, UntilHeight, first_past_height
 from kwil_sync.records import MAX_DOCUMENT_BYTES
+from kwil_sync.refusals import Reason, Refusal
 from kwil_sync.replay_recovery import Recovery
 from kwil_sync.replay_steps import (
     Checked,
     Fetched,
-    Refused,
     apply_batch,
     fetch_documents,
     plan_batch,
@@ -90,7 +90,7 @@ class ReplayReport:
     missing_actions: set[str] = field(default_factory=set)
     gaps: list[Gap] = field(default_factory=list)  # timed out: their records quarantined
     open_gaps: list[Gap] = field(default_factory=list)  # still holding records at the end
-    refusals: list[Refused] = field(default_factory=list)
+    refusals: list[Refusal] = field(default_factory=list)
     proven_from_bytes: int = 0  # 2023 records proven by their raw data item's bytes
     unverified_legacy: int = 0  # accepted on the index's word (allow_unverified_legacy)
     index_gaps: list[IndexGap] = field(default_factory=list)  # items an index lacks
@@ -330,7 +330,7 @@ class _Run:
         if self.r.on_progress is not None:
             self.r.on_progress(report)
 
-    def refuse(self, refused: list[Refused]) -> None:
+    def refuse(self, refused: list[Refusal]) -> None:
         for item in refused:
             self.report.quarantined[item.reason] += 1
             self.where.pop(item.item_id, None)
@@ -342,8 +342,7 @@ class _Run:
     def release(self, released: Released) -> None:
         """Apply what the sequencer released, then mark its slots resolved."""
         r, report = self.r, self.report
-        self.refuse([Refused(q.record.tx_id, q.reason, q.detail, q.record.action_id,
-                             q.record.provider_address) for q in released.quarantined])
+        self.refuse([Refusal.of(q.record, q.reason, q.detail) for q in released.quarantined])
         report.duplicates += len(released.duplicates)
         report.gaps += released.gaps
         ready = released.ready
@@ -382,8 +381,8 @@ class _Run:
             else:
                 self.report.failed += 1
                 x = by_id[result.action_id]
-                failures.append(Refused(x.tx_id, "apply-failed", f"code {result.code}: "
-                                        f"{result.log}", x.action_id, x.provider_address))
+                failures.append(Refusal.of(x, Reason.APPLY_FAILED,
+                                           f"code {result.code}: {result.log}"))
         self.refuse(failures)
 
     def finish(self, follow: bool) -> ReplayReport:

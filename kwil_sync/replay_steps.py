@@ -25,15 +25,16 @@ from kwil_sync.arweave.data import DocumentNotFound, DocumentTooLarge
 from kwil_sync.arweave.graphql_queries import Page, TxRecord
 from kwil_sync.kwil.pipeline import SignedTx
 from kwil_sync.ledger import Ledger
-from kwil_sync.proof_checks import UNPROVEN, Unproven, judge_unproven
+from kwil_sync.proof_checks import Unproven, judge_unproven
 from kwil_sync.proofs import ItemProver
 from kwil_sync.records import MAX_DOCUMENT_BYTES, RecordError, SyncRecord
+from kwil_sync.refusals import Reason, Refusal
 from kwil_sync.sources import DocumentFetcher, RecordSource, Start
 from kwil_sync.verify import TrustPolicy, Verdict, verify_record
 
 REJECTED_CODE = -1  # ledger code for a transaction the node refused without a tx code
 
-__all__ = ["Checked", "Fetched", "Refused", "apply_batch", "fetch_documents", "fetch_page",
+__all__ = ["Applied", "Checked", "Fetched", "apply_batch", "fetch_documents", "fetch_page",
            "verify_batch"]
 
 
@@ -46,23 +47,12 @@ class Fetched:
     error: Exception | None = None
 
 
-@dataclass(frozen=True)
-class Refused:
-    """A record set aside: which item, a stable reason code, a detail for people."""
-
-    item_id: str
-    reason: str
-    detail: str
-    action_id: str | None = None
-    provider: str | None = None
-
-
 @dataclass
 class Checked:
     """What `verify_batch` made of a page: records to order, and the rest."""
 
     accepted: list[SyncRecord] = field(default_factory=list)
-    refused: list[Refused] = field(default_factory=list)
+    refused: list[Refusal] = field(default_factory=list)
     signers: dict[str, int] = field(default_factory=dict)
     bytes: int = 0
     skipped_own: int = 0
@@ -77,7 +67,7 @@ class Applied:
     """What `apply_batch` did: the node's results and the records it could not plan."""
 
     results: list[CallResult] = field(default_factory=list)
-    refused: list[Refused] = field(default_factory=list)
+    refused: list[Refusal] = field(default_factory=list)
 
 
 def fetch_page(source: RecordSource, start: Start) -> Page:
@@ -127,7 +117,7 @@ def verify_batch(fetched: Sequence[Fetched], policy: TrustPolicy, *,
     checked = Checked()
     strict = replace(policy, allow_unverified_legacy=False)
     skip = skip_provider.lower() if skip_provider else None
-    outcomes: list[tuple[SyncRecord, Verdict] | Refused] = []
+    outcomes: list[tuple[SyncRecord, Verdict] | Refusal] = []
     for item in fetched:
         tx, provider = item.tx, item.tx.tag("Provider-Address")
         if skip is not None and (provider or "").lower() == skip:
@@ -145,18 +135,19 @@ def verify_batch(fetched: Sequence[Fetched], policy: TrustPolicy, *,
         try:
             record = SyncRecord.from_parts(tx, item.data)
         except RecordError as exc:
-            outcomes.append(Refused(tx.id, exc.reason, str(exc), tx.tag("Action-Id"), provider))
+            outcomes.append(Refusal(tx.id, Reason(exc.reason), str(exc), tx.tag("Action-Id"),
+                                    provider))
             continue
         outcomes.append((record, verify_record(record, tx, strict)))
     _prove_from_bytes(outcomes, fetched, policy, prover, checked)
     for outcome in outcomes:
-        if isinstance(outcome, Refused):
+        if isinstance(outcome, Refusal):
             checked.refused.append(outcome)
             continue
         record, verdict = outcome
         if not verdict.ok:
-            checked.refused.append(Refused(record.tx_id, verdict.reason, verdict.message,
-                                           record.action_id, record.provider_address))
+            assert isinstance(verdict.reason, Reason)  # refused, so not "ok"
+            checked.refused.append(Refusal.of(record, verdict.reason, verdict.message))
             continue
         assert verdict.signer is not None
         checked.signers[verdict.signer] = checked.signers.get(verdict.signer, 0) + 1
@@ -164,13 +155,14 @@ def verify_batch(fetched: Sequence[Fetched], policy: TrustPolicy, *,
     return checked
 
 
-def _prove_from_bytes(outcomes: list[tuple[SyncRecord, Verdict] | Refused],
+def _prove_from_bytes(outcomes: list[tuple[SyncRecord, Verdict] | Refusal],
                       fetched: Sequence[Fetched], policy: TrustPolicy,
                       prover: ItemProver | None, checked: Checked) -> None:
     """Re-judge, in place, the records their rows could not prove (`proof_checks`)."""
     documents = {f.tx.id: (f.tx, f.data) for f in fetched}
     todo = [i for i, o in enumerate(outcomes)
-            if not isinstance(o, Refused) and o[1].reason == UNPROVEN]
+            if not isinstance(o, Refusal)
+            and o[1].reason == Reason.ITEM_SIGNATURE_UNVERIFIABLE]
     items = []
     for i in todo:
         record, verdict = cast(tuple[SyncRecord, Verdict], outcomes[i])
@@ -183,19 +175,20 @@ def _prove_from_bytes(outcomes: list[tuple[SyncRecord, Verdict] | Refused],
     checked.unverified_legacy += judged.unverified_legacy
 
 
-def _refusal(item: Fetched, max_bytes: int) -> Refused | None:
+def _refusal(item: Fetched, max_bytes: int) -> Refusal | None:
     tx = item.tx
     if isinstance(item.error, DocumentNotFound):
-        return Refused(tx.id, "document-missing", f"the gateway does not serve {tx.id} (yet)",
-                       tx.tag("Action-Id"), tx.tag("Provider-Address"))
+        return Refusal(tx.id, Reason.DOCUMENT_MISSING,
+                       f"the gateway does not serve {tx.id} (yet)", tx.tag("Action-Id"),
+                       tx.tag("Provider-Address"))
     if isinstance(item.error, DocumentTooLarge) or len(item.data or b"") > max_bytes:
-        return Refused(tx.id, "oversize", f"document {tx.id} is over {max_bytes} bytes",
+        return Refusal(tx.id, Reason.OVERSIZE, f"document {tx.id} is over {max_bytes} bytes",
                        tx.tag("Action-Id"), tx.tag("Provider-Address"))
     return None
 
 
 def plan_batch(records: Sequence[SyncRecord], schema: Mapping[str, ActionParams],
-               version: str, target: str) -> tuple[list[PlannedCall], list[Refused]]:
+               version: str, target: str) -> tuple[list[PlannedCall], list[Refusal]]:
     """Map records onto the target's actions; refuse those that do not fit."""
     planned, refused = [], []
     for record in records:
@@ -203,8 +196,7 @@ def plan_batch(records: Sequence[SyncRecord], schema: Mapping[str, ActionParams]
         if isinstance(call, PlannedCall):
             planned.append(call)
         else:
-            refused.append(Refused(record.tx_id, call.reason, call.detail, record.action_id,
-                                   record.provider_address))
+            refused.append(call)
     return planned, refused
 
 

@@ -1,9 +1,10 @@
 """Trust: decide whether a parsed record may be applied (docs/RECORD.md, "Trust").
 
-Every refusal carries a short stable reason code (for quarantine tables, reports and
-alerts) and a sentence for people. The checks, in order: tag sanity, the `Signature`
-tag (it must recover `Provider-Address`), the payload hash (v2), the data item's own
-signature where the source supplies enough to rebuild it, and finally the trusted set.
+Every refusal carries a stable `kwil_sync.refusals.Reason` (for quarantine tables,
+reports and alerts) and a sentence for people (`REASONS`). The checks, in order: tag
+sanity, the `Signature` tag (it must recover `Provider-Address`), the payload hash
+(v2), the data item's own signature where the source supplies enough to rebuild it,
+and finally the trusted set.
 
 Sources differ in what they supply. Gateways report the owner key, signature, anchor
 and target, so the item's signing message can be rebuilt exactly (arlocal, though,
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import Literal
 
 from eth_utils import is_address, to_checksum_address
 
@@ -43,27 +45,29 @@ from kwil_sync.records import (
     SyncRecord,
     record_action_id,
 )
+from kwil_sync.refusals import Reason
 
 __all__ = ["REASONS", "TrustPolicy", "Verdict", "verify_record"]
 
-REASONS: dict[str, str] = {
-    "wrong-application": "tag Application is not KwilDb",
-    "wrong-type": "tag Type is not Action-Sync",
-    "wrong-content-type": "tag Content-Type is not application/json",
-    "duplicate-tag": "a record tag appears more than once",
-    "foreign-database": "Original-DBID names another database",
-    "bad-address": "Provider-Address is not an Ethereum address",
-    "bad-signature": "the Signature tag is not a 65-byte signature that recovers a key",
-    "signer-mismatch": "Signature was made by another key than Provider-Address",
-    "payload-hash-mismatch": "the document does not hash to Payload-SHA256",
-    "action-id-mismatch": "the Action-Id is not the one its database, action, values (and "
+# What each trust refusal means, for people (the start of every Verdict message).
+REASONS: dict[Reason, str] = {
+    Reason.WRONG_APPLICATION: "tag Application is not KwilDb",
+    Reason.WRONG_TYPE: "tag Type is not Action-Sync",
+    Reason.WRONG_CONTENT_TYPE: "tag Content-Type is not application/json",
+    Reason.DUPLICATE_TAG: "a record tag appears more than once",
+    Reason.FOREIGN_DATABASE: "Original-DBID names another database",
+    Reason.BAD_ADDRESS: "Provider-Address is not an Ethereum address",
+    Reason.BAD_SIGNATURE: "the Signature tag is not a 65-byte signature that recovers a key",
+    Reason.SIGNER_MISMATCH: "Signature was made by another key than Provider-Address",
+    Reason.PAYLOAD_HASH_MISMATCH: "the document does not hash to Payload-SHA256",
+    Reason.ACTION_ID_MISMATCH: "the Action-Id is not the one its database, action, values (and "
                           "kwild transaction, version 3) derive (a replayed or reused id)",
-    "item-id-mismatch": "the item id is not the hash of its signature",
-    "bad-item-signature": "the data item signature does not verify",
-    "item-owner-mismatch": "the data item was signed by another key than Provider-Address",
-    "item-signature-unverifiable": "the source does not supply enough to check the item "
+    Reason.ITEM_ID_MISMATCH: "the item id is not the hash of its signature",
+    Reason.BAD_ITEM_SIGNATURE: "the data item signature does not verify",
+    Reason.ITEM_OWNER_MISMATCH: "the data item was signed by another key than Provider-Address",
+    Reason.ITEM_SIGNATURE_UNVERIFIABLE: "the source does not supply enough to check the item "
                                    "signature, which a 2023 record needs",
-    "untrusted-signer": "the signer is neither the original provider nor configured",
+    Reason.UNTRUSTED_SIGNER: "the signer is neither the original provider nor configured",
 }
 
 
@@ -103,17 +107,19 @@ class TrustPolicy:
 
 @dataclass(frozen=True)
 class Verdict:
-    """The outcome: `ok`, a stable `reason` code (`ok` when accepted), the recovered
-    `signer` (when the signature recovered) and a human `message`."""
+    """The outcome: `ok`, why it was refused (`reason`; "ok" when accepted), the
+    recovered `signer` (when the signature recovered) and a human `message`."""
 
     ok: bool
-    reason: str
+    reason: Reason | Literal["ok"]
     signer: str | None = None
     message: str = ""
 
 
-class _Refused(KwilSyncError):
-    def __init__(self, reason: str, detail: str = "") -> None:
+class _Failed(KwilSyncError):
+    """Unwinds `verify_record`'s checks at the first that fails (never leaves it)."""
+
+    def __init__(self, reason: Reason, detail: str = "") -> None:
         super().__init__(reason)
         self.reason, self.detail = reason, detail
 
@@ -135,18 +141,18 @@ def verify_record(record: SyncRecord, tx: TxRecord | None, policy: TrustPolicy) 
         if record.version != LEGACY_VERSION:
             actual = hashlib.sha256(record.document).hexdigest()
             if actual != record.payload_sha256:
-                raise _Refused("payload-hash-mismatch", f"sha256 is {actual}")
+                raise _Failed(Reason.PAYLOAD_HASH_MISMATCH, f"sha256 is {actual}")
             derived = record_action_id(record.original_dbid, record.action_name,
                                        record.values, record.tx)
             if record.action_id != derived:
-                raise _Refused("action-id-mismatch", f"{record.action_id} should be {derived}")
+                raise _Failed(Reason.ACTION_ID_MISMATCH, f"{record.action_id} should be {derived}")
         _check_item(record, tx, public_key, policy)
         if not policy.trusts(signer, record.local_db_name):
-            raise _Refused("untrusted-signer", f"{signer} is not trusted for "
+            raise _Failed(Reason.UNTRUSTED_SIGNER, f"{signer} is not trusted for "
                            f"{policy.original_dbid}; add it to the trusted providers if it is")
-    except _Refused as refused:
-        message = REASONS[refused.reason] + (f": {refused.detail}" if refused.detail else "")
-        return Verdict(False, refused.reason, signer, f"record {record.tx_id}: {message}")
+    except _Failed as failed:
+        message = REASONS[failed.reason] + (f": {failed.detail}" if failed.detail else "")
+        return Verdict(False, failed.reason, signer, f"record {record.tx_id}: {message}")
     return Verdict(True, "ok", signer, f"record {record.tx_id} signed by {signer}")
 
 
@@ -155,18 +161,18 @@ def _check_tags(record: SyncRecord, policy: TrustPolicy) -> None:
     known = COMMON_TAGS + V2_TAGS + V3_TAGS
     repeated = sorted({n for n in names if n in known and names.count(n) > 1})
     if repeated:
-        raise _Refused("duplicate-tag", ", ".join(repeated))
+        raise _Failed(Reason.DUPLICATE_TAG, ", ".join(repeated))
     first = dict(reversed(record.tags))  # the first value of each name
-    for name, want, reason in (("Application", APPLICATION, "wrong-application"),
-                               ("Type", RECORD_TYPE, "wrong-type"),
-                               ("Content-Type", CONTENT_TYPE, "wrong-content-type")):
+    for name, want, reason in (("Application", APPLICATION, Reason.WRONG_APPLICATION),
+                               ("Type", RECORD_TYPE, Reason.WRONG_TYPE),
+                               ("Content-Type", CONTENT_TYPE, Reason.WRONG_CONTENT_TYPE)):
         if first.get(name) != want:
-            raise _Refused(reason, f"got {first.get(name, '')[:40]!r}")
+            raise _Failed(reason, f"got {first.get(name, '')[:40]!r}")
     if record.original_dbid != policy.original_dbid:
-        raise _Refused("foreign-database", f"{record.original_dbid[:64]!r}, replaying "
+        raise _Failed(Reason.FOREIGN_DATABASE, f"{record.original_dbid[:64]!r}, replaying "
                        f"{policy.original_dbid}")
     if not is_address(record.provider_address):
-        raise _Refused("bad-address", repr(record.provider_address[:64]))
+        raise _Failed(Reason.BAD_ADDRESS, repr(record.provider_address[:64]))
 
 
 def _recover(record: SyncRecord) -> bytes:
@@ -174,10 +180,10 @@ def _recover(record: SyncRecord) -> bytes:
     try:
         public_key = recover_personal(record.signed_text(), bytes.fromhex(text))
     except ValueError as exc:
-        raise _Refused("bad-signature", str(exc)) from exc
+        raise _Failed(Reason.BAD_SIGNATURE, str(exc)) from exc
     recovered = address_from_public_key(public_key)
     if recovered.lower() != record.provider_address.lower():
-        raise _Refused("signer-mismatch", f"recovered {recovered}, the tag says "
+        raise _Failed(Reason.SIGNER_MISMATCH, f"recovered {recovered}, the tag says "
                        f"{record.provider_address}")
     return public_key
 
@@ -190,7 +196,7 @@ def _proof(record: SyncRecord, tx: TxRecord | None) -> ItemProof:
     try:
         target = b64url_decode(tx.target) if tx.target else None
     except ValueError as exc:
-        raise _Refused("bad-item-signature", "the reported target is not base64url") from exc
+        raise _Failed(Reason.BAD_ITEM_SIGNATURE, "the reported target is not base64url") from exc
     return ItemProof(sig_type, tx.signature, owner, target, tx.anchor)
 
 
@@ -201,23 +207,23 @@ def _check_item(record: SyncRecord, tx: TxRecord | None, public_key: bytes,
     provider = record.provider_address.lower()
     reported = tx.owner_address if tx is not None else ""
     if reported.startswith("0x") and reported.lower() != provider:
-        raise _Refused("item-owner-mismatch", f"the index reports owner {reported}")
+        raise _Failed(Reason.ITEM_OWNER_MISMATCH, f"the index reports owner {reported}")
     proof = _proof(record, tx)
     if proof.owner is not None and \
             owner_address(proof.signature_type, proof.owner).lower() != provider:
-        raise _Refused("item-owner-mismatch", "the item owner is "
+        raise _Failed(Reason.ITEM_OWNER_MISMATCH, "the item owner is "
                        f"{owner_address(proof.signature_type, proof.owner)}")
     if proof.signature is None:
         if legacy and not policy.allow_unverified_legacy:
-            raise _Refused("item-signature-unverifiable", "the source reports no signature")
+            raise _Failed(Reason.ITEM_SIGNATURE_UNVERIFIABLE, "the source reports no signature")
         return
     if b64url(hashlib.sha256(proof.signature).digest()) != record.tx_id:
-        raise _Refused("item-id-mismatch", f"id {record.tx_id}")
+        raise _Failed(Reason.ITEM_ID_MISMATCH, f"id {record.tx_id}")
     owner = proof.owner if proof.owner is not None else public_key
     try:
         tag_bytes = encode_tags(list(record.tags))
     except TagError as exc:
-        raise _Refused("bad-item-signature", f"tags do not re-encode: {exc}") from exc
+        raise _Failed(Reason.BAD_ITEM_SIGNATURE, f"tags do not re-encode: {exc}") from exc
     message = deep_hash([b"dataitem", b"1", str(proof.signature_type).encode(), owner,
                          proof.target or b"", proof.anchor or b"", tag_bytes, record.document])
     if verify_signature(proof.signature_type, owner, message, proof.signature):
@@ -225,8 +231,8 @@ def _check_item(record: SyncRecord, tx: TxRecord | None, public_key: bytes,
     # kwil-sync writes v2 items without an anchor, so a v2 failure is always real. A
     # 2023 item had a random anchor that Irys (and arlocal) do not report.
     if not legacy or proof.anchor is not None:
-        raise _Refused("bad-item-signature", "the signature does not match the content")
+        raise _Failed(Reason.BAD_ITEM_SIGNATURE, "the signature does not match the content")
     if not policy.allow_unverified_legacy:
-        raise _Refused("item-signature-unverifiable", "the source reports no anchor, which "
+        raise _Failed(Reason.ITEM_SIGNATURE_UNVERIFIABLE, "the source reports no anchor, which "
                        "2023 items had; read through a gateway that does (ar.io), or allow "
                        "unverified 2023 records")

@@ -47,6 +47,7 @@ from kwil_sync.records import (
     encode_document,
     parse_document,
 )
+from kwil_sync.refusals import Reason
 from kwil_sync.testing.arlocal import Arlocal
 
 __all__ = ["Corpus", "Hostile", "Judgement", "POST", "build_corpus", "call_key", "executions",
@@ -67,7 +68,7 @@ class Hostile:
 
     kind: str
     item: DataItem
-    reason: str
+    reason: Reason
     reach: Reach = "listed"
 
 
@@ -204,9 +205,10 @@ def build_corpus(owner_key: str, attacker_key: str, *, name: str = "messages", g
     db = dbid(owner.address, name)
     me, them = _Signer(owner, name, db, t0_ms), _Signer(attacker, name, db, t0_ms)
     not_an_int = [("$id", "seven")] + _post(9003, "y", "z", t0_ms)[1:]
-    misfits = {good // 4: ("unknown-action", "drop_everything", [("$table", "messages")]),
-               good // 2: ("argument-mismatch", POST, _post(9002, "three", "x", t0_ms)[:3]),
-               3 * good // 4: ("bad-argument", POST, not_an_int)}
+    misfits = {
+        good // 4: (Reason.UNKNOWN_ACTION, "drop_everything", [("$table", "messages")]),
+        good // 2: (Reason.ARGUMENT_MISMATCH, POST, _post(9002, "three", "x", t0_ms)[:3]),
+        3 * good // 4: (Reason.BAD_ARGUMENT, POST, not_an_int)}
     chain: list[DataItem] = []
     hostile: list[Hostile] = []
     calls: list[tuple[str, list[str]]] = []
@@ -221,74 +223,79 @@ def build_corpus(owner_key: str, attacker_key: str, *, name: str = "messages", g
         if n in misfits:
             reason, action, bad = misfits[n]
             chain.append(me.record(action, bad, len(chain) + 1, prev))
-            hostile.append(Hostile(reason, chain[-1], reason))
+            hostile.append(Hostile(reason.value, chain[-1], reason))
             prev = chain[-1].tag("Action-Id") or ""
     aid = [item.tag("Action-Id") or "" for item in chain]
     honest = chain[1]  # sequence 2
 
-    def add(kind: str, item: DataItem, reason: str, reach: Reach = "listed") -> None:
+    def add(kind: str, item: DataItem, reason: Reason, reach: Reach = "listed") -> None:
         hostile.append(Hostile(kind, item, reason, reach))
 
     first = them.record(POST, _post(9001, "hello", attacker.address, t0_ms), 1, "-")
-    add("untrusted-signer", first, "untrusted-signer")
+    add("untrusted-signer", first, Reason.UNTRUSTED_SIGNER)
     add("untrusted-sql", them.record(POST, _post(9004, SQL_VALUES[0], attacker.address, t0_ms),
-                                     2, first.tag("Action-Id") or ""), "untrusted-signer")
+                                     2, first.tag("Action-Id") or ""),
+        Reason.UNTRUSTED_SIGNER)
     add("spoofed-provider", them.raw(encode_document(POST, _post(9005, "spoof", "x", t0_ms)),
-                                     2, aid[0], provider=owner.address), "signer-mismatch")
+                                     2, aid[0], provider=owner.address),
+        Reason.SIGNER_MISMATCH)
     evil = honest.data.replace(b"message 2", b"HACKED 2")
     add("tampered-document", DataItem.create(evil, list(honest.tags), attacker),
-        "payload-hash-mismatch")
+        Reason.PAYLOAD_HASH_MISMATCH)
     add("rewrapped-record", DataItem.create(honest.data, list(honest.tags), attacker),
-        "item-owner-mismatch")
+        Reason.ITEM_OWNER_MISMATCH)
     swapped = list(honest.tags)
     swapped[10], swapped[13] = swapped[13], swapped[10]  # Sequence <-> Created-At
-    add("reordered-tags", DataItem.create(honest.data, swapped, attacker), "item-owner-mismatch")
+    add("reordered-tags", DataItem.create(honest.data, swapped, attacker),
+        Reason.ITEM_OWNER_MISMATCH)
     twin = me.record(POST, _post(2, "a twin never posted", owner.address, t0_ms), 2, aid[0])
     twin_tags = list(twin.tags)
     twin_tags[10], twin_tags[13] = twin_tags[13], twin_tags[10]
     add("reordered-tags-copied-signature", _with_copied_signature(twin, twin_tags),
-        "bad-item-signature", "refused")
+        Reason.BAD_ITEM_SIGNATURE, "refused")
     other_db = dbid(owner.address, name + "_archive")
     archive = _Signer(owner, name + "_archive", other_db, t0_ms)
     foreign = archive.record(POST, _post(9006, "archive", owner.address, t0_ms), 1, "-")
-    add("foreign-database", foreign, "foreign-database", "unlisted")
+    add("foreign-database", foreign, Reason.FOREIGN_DATABASE, "unlisted")
     relabeled = _replace("Original-DBID", db)(list(foreign.tags))
     add("cross-database-relabel", DataItem.create(foreign.data, relabeled, attacker),
-        "signer-mismatch")
+        Reason.SIGNER_MISMATCH)
     doc = encode_document(POST, _post(9007, "dup", owner.address, t0_ms))
     add("duplicated-tag", me.raw(doc, 2, aid[0], edit=lambda t: t + [("Original-DBID",
                                                                        other_db)]),
-        "duplicate-tag")
+        Reason.DUPLICATE_TAG)
     for kind, reason, document in (
-            ("malformed-json", "bad-json", b'{"actionName":"post_message_sync","data":['),
-            ("duplicate-json-key", "bad-json",
+            ("malformed-json", Reason.BAD_JSON, b'{"actionName":"post_message_sync","data":['),
+            ("duplicate-json-key", Reason.BAD_JSON,
              b'{"actionName":"drop","actionName":"post_message_sync","data":[]}'),
-            ("huge-json", "oversize", encode_document(POST, _post(9008, "x" * 70_000, "x",
-                                                                  t0_ms))),
-            ("non-utf8", "not-utf8",
+            ("huge-json", Reason.OVERSIZE,
+             encode_document(POST, _post(9008, "x" * 70_000, "x", t0_ms))),
+            ("non-utf8", Reason.NOT_UTF8,
              b'{"actionName":"post_message_sync","data":[{"name":"$body","value":"\xff\xfe"}]}'),
-            ("bad-shape", "bad-shape", b'{"actionName":"post_message_sync","data":{"$id":"1"}}'),
-            ("non-string-value", "bad-value",
+            ("bad-shape", Reason.BAD_SHAPE,
+             b'{"actionName":"post_message_sync","data":{"$id":"1"}}'),
+            ("non-string-value", Reason.BAD_VALUE,
              b'{"actionName":"post_message_sync","data":[{"name":"$id","value":7}]}')):
         add(kind, me.raw(document, 2, aid[0]), reason)
-    add("sync-version-4", me.raw(doc, 2, aid[0], edit=_replace("Sync-Version", "4")), "bad-tag")
+    add("sync-version-4", me.raw(doc, 2, aid[0], edit=_replace("Sync-Version", "4")),
+        Reason.BAD_TAG)
     add("missing-tag", me.raw(doc, 2, aid[0],
                               edit=lambda t: [(n, v) for n, v in t if n != "Sequence"]),
-        "missing-tag")
+        Reason.MISSING_TAG)
     add("bad-signature-tag", them.raw(doc, 3, aid[1], edit=_replace("Signature", "0xnothex")),
-        "bad-signature")
+        Reason.BAD_SIGNATURE)
     add("legacy-copied-signature", _legacy_forgery(owner, attacker, name, db, t0_ms),
-        "item-owner-mismatch")
-    add("sequence-rewind", _rewind(me, aid, owner.address, t0_ms), "sequence-rewind")
+        Reason.ITEM_OWNER_MISMATCH)
+    add("sequence-rewind", _rewind(me, aid, owner.address, t0_ms), Reason.SEQUENCE_REWIND)
     top = len(chain)
     add("chain-fork", me.raw(encode_document(POST, _post(9009, "fork", owner.address, t0_ms)),
-                             top + 1, "not-the-previous-action"), "chain-mismatch")
+                             top + 1, "not-the-previous-action"), Reason.CHAIN_MISMATCH)
     add("replayed-action-id", me.raw(encode_document(POST, _post(1, "replayed", owner.address,
                                                                   t0_ms)),
                                      top + 1, aid[-1], aid=aid[0]),
-        "action-id-mismatch")
+        Reason.ACTION_ID_MISMATCH)
     add("sequence-gap", me.record(POST, _post(9010, "after a gap", owner.address, t0_ms),
-                                  top + 10, "unknown"), "sequence-gap")
+                                  top + 10, "unknown"), Reason.SEQUENCE_GAP)
     return Corpus(db, owner.address, chain, hostile, calls)
 
 
@@ -390,12 +397,12 @@ def judge(corpus: Corpus, executed: dict[str, list[int]], quarantine: Iterable[Q
         reaches: Which hostile records the source could see ("listed" for a gateway;
             add "refused" and "unlisted" for an in-memory source).
     """
-    found: dict[str, set[str]] = {}
+    found: dict[str, set[str]] = {}  # item id -> reasons (the ledger keeps plain codes)
     for entry in quarantine:
         found.setdefault(entry.item_id, set()).add(entry.reason)
-    wrong = {}
+    wrong: dict[str, tuple[str, str]] = {}
     for h in corpus.hostile:
         reasons = found.get(h.item.id, set())
         if h.reach in set(reaches) and h.reason not in reasons:
-            wrong[h.kind] = (h.reason, ",".join(sorted(reasons)))
+            wrong[h.kind] = (h.reason.value, ",".join(sorted(reasons)))
     return Judgement(tally(corpus.good, executed), wrong)
