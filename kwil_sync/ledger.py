@@ -61,9 +61,11 @@ from kwil_sync.ledger_store import (
     open_store,
     wait_hold,
 )
+from kwil_sync.refusals import Reason, Refusal
 
-__all__ = ["Intent", "Ledger", "LedgerBusy", "LedgerCounts", "LedgerUnavailable",
-           "QuarantineEntry", "TABLES", "open_ledger"]
+__all__ = ["ActionResult", "Intent", "Ledger", "LedgerBusy", "LedgerCounts",
+           "LedgerStateError", "LedgerUnavailable", "QuarantineEntry", "SequenceSlot",
+           "SignedAction", "TABLES", "open_ledger"]
 
 # One schema for both stores: SQLite reads BIGINT and DOUBLE PRECISION as its INTEGER
 # and REAL affinities, so files written before keep working unchanged.
@@ -95,7 +97,47 @@ class LedgerBusy(KwilSyncError, RuntimeError):
     """Another run (on this or another worker) holds the target's ledger lock."""
 
 
-@dataclass(frozen=True)
+class LedgerStateError(KwilSyncError, RuntimeError):
+    """A write would break exactly once (e.g. signing an action already done again)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SignedAction:
+    """An action signed as a transaction, recorded (`Ledger.intend_many`) before it is
+    broadcast: its hash, nonce and signed bytes, and the record it came from."""
+
+    action_id: str
+    tx_hash: str
+    nonce: int
+    signed_tx: dict[str, Any] | None = None
+    tx_id: str | None = None
+    provider: str | None = None
+    sequence: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ActionResult:
+    """The node's final answer for an action (`Ledger.complete_many`): code 0 is done,
+    anything else failed. `landed_hash` names the hash that committed where it is not
+    the latest attempt (None keeps the stored one)."""
+
+    action_id: str
+    code: int
+    log: str = ""
+    height: int | None = None
+    landed_hash: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SequenceSlot:
+    """A provider's sequence number and the action that filled it on a target."""
+
+    provider: str
+    sequence: int
+    action_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class Intent:
     """A signed transaction recorded before broadcast and not yet resolved."""
 
@@ -108,12 +150,12 @@ class Intent:
     prior_hashes: tuple[str, ...] = ()  # earlier signatures of the same action, replaced
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class QuarantineEntry:
     """A record that was refused, why, and when it was first and last seen."""
 
     item_id: str
-    reason: str
+    reason: str  # a `Reason` code, kept as stored (a ledger may predate a code)
     detail: str
     action_id: str | None
     provider: str | None
@@ -122,7 +164,7 @@ class QuarantineEntry:
     times: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LedgerCounts:
     """Totals for one target, for `kwil-sync status` and reports."""
 
@@ -193,44 +235,42 @@ class Ledger:
                signed_tx: dict[str, Any] | None = None, tx_id: str | None = None,
                provider: str | None = None, sequence: int | None = None) -> None:
         """Record a signed transaction before it is broadcast (one durable commit)."""
-        self.intend_many(target, [(action_id, tx_hash, nonce, signed_tx, tx_id, provider,
-                                   sequence)])
+        self.intend_many(target, [SignedAction(action_id, tx_hash, nonce, signed_tx, tx_id,
+                                               provider, sequence)])
 
-    def intend_many(self, target: str, rows: Iterable[tuple[str, str, int,
-                    dict[str, Any] | None, str | None, str | None, int | None]]) -> None:
+    def intend_many(self, target: str, signed: Iterable[SignedAction]) -> None:
         """Record a window of signed transactions in one commit.
 
-        Each row: (action_id, tx_hash, nonce, signed_tx, tx_id, provider, sequence). An
-        action still `intended` may be signed again (the nonce pipeline re-signs what
+        An action still `intended` may be signed again (the nonce pipeline re-signs what
         the node refused or forgot): the earlier hash is kept in `prior_hashes`, so
         recovery still finds it if it landed after all.
 
         Raises:
-            ValueError: If an action is already done or failed for this target: signing
-                it again would execute it twice.
+            LedgerStateError: If an action is already done or failed for this target:
+                signing it again would execute it twice (nothing of the group is written).
         """
-        now, rows = time.time(), list(rows)
+        now, rows = time.time(), list(signed)
         with self._tx() as db:
             # One read of what the group already has, then one batch of writes: a shared
             # ledger pays a round trip per statement, never per record.
             known = {a: (state, h, prior) for a, state, h, prior in self._in(
                 _reader(db), "SELECT action_id, state, tx_hash, prior_hashes FROM actions "
-                    "WHERE target=? AND action_id IN ({})", target, [r[0] for r in rows])}
+                    "WHERE target=? AND action_id IN ({})", target, [r.action_id for r in rows])}
             inserts, updates = [], []
-            for action_id, tx_hash, nonce, signed, tx_id, provider, sequence in rows:
-                tx_hash = tx_hash.lower()
-                signed_text = json.dumps(signed) if signed is not None else None
+            for row in rows:
+                action_id, tx_hash = row.action_id, row.tx_hash.lower()
+                signed_text = json.dumps(row.signed_tx) if row.signed_tx is not None else None
                 found = known.get(action_id)
                 if found is None:
-                    inserts.append((target, action_id, tx_id, provider, sequence, tx_hash,
-                                    nonce, signed_text, now))
+                    inserts.append((target, action_id, row.tx_id, row.provider, row.sequence,
+                                    tx_hash, row.nonce, signed_text, now))
                     known[action_id] = ("intended", tx_hash, "[]")
                 elif found[0] != "intended":
-                    raise ValueError(f"action {action_id} is already {found[0]} on {target}; "
-                                     "refusing to sign it again")
+                    raise LedgerStateError(f"action {action_id} is already {found[0]} on "
+                                           f"{target}; refusing to sign it again")
                 elif found[1] != tx_hash:
                     prior = json.dumps([*json.loads(found[2]), found[1]])
-                    updates.append((tx_hash, nonce, signed_text, prior, now, target,
+                    updates.append((tx_hash, row.nonce, signed_text, prior, now, target,
                                     action_id))
                     known[action_id] = ("intended", tx_hash, prior)
             self.store.execute_many(db, "INSERT INTO actions (target, action_id, state, "
@@ -256,17 +296,14 @@ class Ledger:
     def complete(self, target: str, action_id: str, *, code: int, log: str = "",
                  height: int | None = None) -> None:
         """Record the node's result: `done` for code 0, `failed` otherwise (final)."""
-        self.complete_many(target, [(action_id, code, log, height)])
+        self.complete_many(target, [ActionResult(action_id, code, log, height)])
 
-    def complete_many(self, target: str,
-                      rows: Iterable[tuple[str, int, str, int | None]], *,
-                      tx_hashes: dict[str, str] | None = None) -> None:
-        """Complete several actions in one commit: (action_id, code, log, height).
+    def complete_many(self, target: str, results: Iterable[ActionResult]) -> None:
+        """Complete several actions in one commit.
 
-        `tx_hashes` names the hash that landed where it is not the latest attempt. An
-        action never signed (its payload did not encode) may be completed as failed.
+        An action never signed (its payload did not encode) may be completed as failed.
         """
-        now, landed = time.time(), tx_hashes or {}
+        now = time.time()
         with self._tx() as db:
             self.store.execute_many(
                 db,
@@ -276,8 +313,8 @@ class Ledger:
                 "code=excluded.code, log=excluded.log, height=excluded.height, "
                 "completed_at=excluded.completed_at, signed_tx=NULL, "
                 "tx_hash=COALESCE(excluded.tx_hash, actions.tx_hash)",
-                [(target, action_id, "done" if code == 0 else "failed", code, log[:2000],
-                  height, now, landed.get(action_id)) for action_id, code, log, height in rows])
+                [(target, r.action_id, "done" if r.code == 0 else "failed", r.code,
+                  r.log[:2000], r.height, now, r.landed_hash) for r in results])
 
     def release(self, target: str, action_id: str) -> None:
         """Forget an intent whose transaction can never land, so the action runs again."""
@@ -332,8 +369,8 @@ class Ledger:
 
     # -- sequence slots and gaps ------------------------------------------------------
 
-    def mark_sequenced(self, target: str, rows: Iterable[tuple[str, int, str]]) -> None:
-        """Record (provider, sequence, action_id) slots as resolved, in one commit.
+    def mark_sequenced(self, target: str, slots: Iterable[SequenceSlot]) -> None:
+        """Record sequence slots as resolved, in one commit.
 
         Write them only once every record before them in apply order is final, so the
         highest slot is always a safe restart point.
@@ -341,7 +378,8 @@ class Ledger:
         with self._tx() as db:
             self.store.execute_many(db, "INSERT INTO sequenced VALUES (?, ?, ?, ?) "
                                         "ON CONFLICT DO NOTHING",
-                                    [(target, p.lower(), s, a) for p, s, a in rows])
+                                    [(target, s.provider.lower(), s.sequence, s.action_id)
+                                     for s in slots])
 
     def last_sequence(self, target: str, provider: str) -> int:
         """The highest sequence of `provider` resolved on `target` (0 when none)."""
@@ -375,14 +413,13 @@ class Ledger:
 
     # -- quarantine and status --------------------------------------------------------
 
-    def quarantine(self, target: str, item_id: str, reason: str, detail: str, *,
+    def quarantine(self, target: str, item_id: str, reason: Reason, detail: str, *,
                    action_id: str | None = None, provider: str | None = None) -> None:
         """Record a refused record; seeing it again bumps `times` and `last_seen`."""
-        self.quarantine_many(target, [(item_id, reason, detail, action_id, provider)])
+        self.quarantine_many(target, [Refusal(item_id, reason, detail, action_id, provider)])
 
-    def quarantine_many(self, target: str, rows: Iterable[tuple[str, str, str, str | None,
-                        str | None]]) -> None:
-        """Quarantine several: (item_id, reason, detail, action_id, provider)."""
+    def quarantine_many(self, target: str, refusals: Iterable[Refusal]) -> None:
+        """Quarantine several refused records in one commit."""
         now = time.time()
         with self._tx() as db:
             self.store.execute_many(
@@ -391,8 +428,8 @@ class Ledger:
                 "ON CONFLICT (target, item_id, reason) DO UPDATE SET "
                 "last_seen=excluded.last_seen, detail=excluded.detail, "
                 "times=quarantine.times+1",
-                [(target, item_id, reason, action_id, provider, detail[:2000], now, now)
-                 for item_id, reason, detail, action_id, provider in rows])
+                [(target, q.item_id, str(q.reason), q.action_id, q.provider, q.detail[:2000],
+                  now, now) for q in refusals])
 
     def quarantined(self, target: str) -> list[QuarantineEntry]:
         """Every quarantined record of `target`, first seen first."""

@@ -36,7 +36,7 @@ from typing import Any
 from kwil_sync.ahead import read_ahead
 from kwil_sync.appliers import ActionApplier, ActionParams
 from kwil_sync.arweave.graphql_queries import Page, TxRecord
-from kwil_sync.ledger import Ledger
+from kwil_sync.ledger import Ledger, SequenceSlot
 from kwil_sync.ordering import Gap, Released, Sequencer
 from kwil_sync.proofs import ItemProver
 from kwil_sync.provenance import ProvenanceTally, UntilHeight, first_past_height
@@ -336,8 +336,7 @@ class _Run:
             self.where.pop(item.item_id, None)
         self.report.refusals += refused
         if refused and not self.dry_run:
-            self.r.ledger.quarantine_many(self.r.target, [
-                (q.item_id, q.reason, q.detail, q.action_id, q.provider) for q in refused])
+            self.r.ledger.quarantine_many(self.r.target, refused)
 
     def release(self, released: Released) -> None:
         """Apply what the sequencer released, then mark its slots resolved."""
@@ -367,7 +366,7 @@ class _Run:
             self.where.pop(x.tx_id, None)
         if not self.dry_run:
             r.ledger.mark_sequenced(r.target, [
-                (x.provider_address, x.sequence, x.action_id)
+                SequenceSlot(x.provider_address, x.sequence, x.action_id)
                 for x in ready + released.duplicates if x.sequence is not None])
 
     def count(self, batch: list[Any], results: list[Any]) -> None:

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from kwil_sync.errors import KwilSyncError
 from kwil_sync.kwil.client import BroadcastResult, TxStatus
 from kwil_sync.kwil.errors import BroadcastRejected, DuplicateTx
-from kwil_sync.ledger import Intent, Ledger
+from kwil_sync.ledger import ActionResult, Intent, Ledger
 
 __all__ = ["NodeStatus", "PendingTransactions", "Recovery", "resolve_pending"]
 
@@ -107,7 +107,7 @@ def _settle(ledger: Ledger, target: str, intents: list[Intent], node: NodeStatus
     Earlier signatures of the same action are asked about too: one of them may have
     landed after all, and then it is the one that counts.
     """
-    waiting, unknown, done, landed = [], [], [], {}
+    waiting, unknown, done = [], [], []
     for intent in intents:
         tx_hash, status = _find(node, intent)
         if status is None:
@@ -115,11 +115,11 @@ def _settle(ledger: Ledger, target: str, intents: list[Intent], node: NodeStatus
         elif status.pending:
             waiting.append(intent)
         else:
-            done.append((intent.action_id, status.code, status.log, status.height))
-            landed[intent.action_id] = tx_hash
+            done.append(ActionResult(intent.action_id, status.code, status.log, status.height,
+                                     landed_hash=tx_hash))
             (report.completed if status.code == 0 else report.failed).append(intent.action_id)
     if done:
-        ledger.complete_many(target, done, tx_hashes=landed)
+        ledger.complete_many(target, done)
     return waiting, unknown
 
 

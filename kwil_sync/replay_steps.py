@@ -24,7 +24,7 @@ from kwil_sync.appliers import (
 from kwil_sync.arweave.data import DocumentNotFound, DocumentTooLarge
 from kwil_sync.arweave.graphql_queries import Page, TxRecord
 from kwil_sync.kwil.pipeline import SignedTx
-from kwil_sync.ledger import Ledger
+from kwil_sync.ledger import ActionResult, Ledger, SignedAction
 from kwil_sync.proof_checks import Unproven, judge_unproven
 from kwil_sync.proofs import ItemProver
 from kwil_sync.records import MAX_DOCUMENT_BYTES, RecordError, SyncRecord
@@ -213,12 +213,13 @@ def apply_batch(applier: ActionApplier, ledger: Ledger, key: str,
     planned, refused = plan_batch(records, schema, applier.version, applier.target)
 
     def on_signed(group: list[tuple[PlannedCall, SignedTx]]) -> None:  # one fsync a group
-        ledger.intend_many(key, [(c.record.action_id, s.tx_hash, s.nonce, s.tx, c.record.tx_id,
-                                  c.record.provider_address, c.record.sequence)
-                                 for c, s in group])
+        ledger.intend_many(key, [SignedAction(c.record.action_id, s.tx_hash, s.nonce, s.tx,
+                                              c.record.tx_id, c.record.provider_address,
+                                              c.record.sequence) for c, s in group])
 
     results = applier.apply(planned, on_signed)
     # Refused at the door (no height): those bytes never land, the result is final.
-    ledger.complete_many(key, [(r.action_id, r.code if r.height is not None or r.code
-                                   else REJECTED_CODE, r.log, r.height) for r in results])
+    ledger.complete_many(key, [ActionResult(r.action_id, r.code if r.height is not None
+                                            or r.code else REJECTED_CODE, r.log, r.height)
+                               for r in results])
     return Applied(results, refused)

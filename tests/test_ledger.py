@@ -7,7 +7,13 @@ import pytest
 
 from kwil_sync.kwil.client import BroadcastResult, TxStatus
 from kwil_sync.kwil.errors import DuplicateTx, NonceError
-from kwil_sync.ledger import Ledger, open_ledger
+from kwil_sync.ledger import (
+    Ledger,
+    LedgerStateError,
+    SequenceSlot,
+    SignedAction,
+    open_ledger,
+)
 from kwil_sync.replay_recovery import PendingTransactions, resolve_pending
 
 T = "xtarget"
@@ -38,9 +44,9 @@ def test_intent_then_completion(ledger):
     ledger.complete(T, "a1", code=0, log="", height=7)
     assert ledger.pending(T) == [] and ledger.applied(T, "a1")
     assert not ledger.applied(T, "a2") and not ledger.applied("other", "a1")
-    with pytest.raises(ValueError, match="already done"):
+    with pytest.raises(LedgerStateError, match="already done"):
         ledger.intend(T, "a1", "cd02", 2)
-    with pytest.raises(ValueError, match="already done"):
+    with pytest.raises(LedgerStateError, match="already done"):
         ledger.intend(T, "a1", "ab01", 1)
 
 
@@ -76,9 +82,8 @@ def test_recovery_finds_an_earlier_signature_that_landed(ledger):
 def test_intend_many_is_all_or_nothing(ledger):
     ledger.intend(T, "a2", "02", 2)
     ledger.complete(T, "a2", code=0)
-    with pytest.raises(ValueError, match="already done"):
-        ledger.intend_many(T, [("a1", "01", 1, None, None, None, None),
-                               ("a2", "03", 3, None, None, None, None)])
+    with pytest.raises(LedgerStateError, match="already done"):
+        ledger.intend_many(T, [SignedAction("a1", "01", 1), SignedAction("a2", "03", 3)])
     assert ledger.pending(T) == []
 
 
@@ -86,7 +91,7 @@ def test_survives_reopen_in_wal_mode(tmp_path):
     path = tmp_path / "l.sqlite"
     with Ledger(path) as led:
         led.intend(T, "a1", "01", 1)
-        led.mark_sequenced(T, [(SENDER, 1, "a1")])
+        led.mark_sequenced(T, [SequenceSlot(SENDER, 1, "a1")])
     with Ledger(path) as led:
         assert [i.action_id for i in led.pending(T)] == ["a1"]
         assert led.last_sequence(T, SENDER.upper().replace("0X", "0x")) == 1
@@ -101,8 +106,9 @@ def test_filter_new_in_bulk_keeps_order(ledger):
 
 
 def test_sequence_slots(ledger):
-    ledger.mark_sequenced(T, [(SENDER, 1, "a1"), (SENDER, 2, "a2"), ("0xBB", 1, "b1")])
-    ledger.mark_sequenced(T, [(SENDER, 2, "a2")])  # idempotent
+    ledger.mark_sequenced(T, [SequenceSlot(SENDER, 1, "a1"), SequenceSlot(SENDER, 2, "a2"),
+                              SequenceSlot("0xBB", 1, "b1")])
+    ledger.mark_sequenced(T, [SequenceSlot(SENDER, 2, "a2")])  # idempotent
     assert ledger.sequence_start(T) == {SENDER.lower(): 2, "0xbb": 1}
     assert ledger.action_at(T, SENDER, 2) == "a2" and ledger.action_at(T, SENDER, 3) is None
     assert ledger.last_sequence(T, "0xcc") == 0 and ledger.sequence_start("other") == {}

@@ -12,7 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from kwil_sync.ledger import Ledger, LedgerBusy, LedgerUnavailable, open_ledger
+from kwil_sync.ledger import (
+    ActionResult,
+    Ledger,
+    LedgerBusy,
+    LedgerUnavailable,
+    SequenceSlot,
+    SignedAction,
+    open_ledger,
+)
 from kwil_sync.ledger_store import PostgresStore, SQLiteStore, open_store, redact_url
 from kwil_sync.ledger_transfer import (
     LedgerTransferError,
@@ -46,12 +54,13 @@ def where(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def fill(ledger: Ledger, target: str = T) -> None:
     """A bit of everything: done, failed, pending (with a prior hash), slots, gaps and a
     quarantined record."""
-    ledger.intend_many(target, [("a1", "h1", 1, {"hash": "h1"}, "tx1", SENDER, 1),
-                                ("a2", "h2", 2, {"hash": "h2"}, "tx2", SENDER, 2),
-                                ("a3", "h3", 3, {"hash": "h3"}, "tx3", SENDER, 3)])
+    ledger.intend_many(target, [SignedAction("a1", "h1", 1, {"hash": "h1"}, "tx1", SENDER, 1),
+                                SignedAction("a2", "h2", 2, {"hash": "h2"}, "tx2", SENDER, 2),
+                                SignedAction("a3", "h3", 3, {"hash": "h3"}, "tx3", SENDER, 3)])
     ledger.intend(target, "a3", "h3b", 4, signed_tx={"hash": "h3b"})
-    ledger.complete_many(target, [("a1", 0, "", 5), ("a2", 110, "dataset not found", 5)])
-    ledger.mark_sequenced(target, [(SENDER, 1, "a1"), (SENDER, 2, "a2")])
+    ledger.complete_many(target, [ActionResult("a1", 0, "", 5),
+                                  ActionResult("a2", 110, "dataset not found", 5)])
+    ledger.mark_sequenced(target, [SequenceSlot(SENDER, 1, "a1"), SequenceSlot(SENDER, 2, "a2")])
     ledger.set_gaps(target, {SENDER: 1700000000.5})
     ledger.quarantine(target, "item-x", "untrusted-signer", "forged", provider=SENDER)
     ledger.quarantine(target, "item-x", "untrusted-signer", "forged again", provider=SENDER)

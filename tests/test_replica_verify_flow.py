@@ -18,7 +18,7 @@ import pytest
 from helpers_records import Provider, messages_calls, session_stack, sign_chain
 
 from kwil_sync.arweave.uploaders import IrysUploader
-from kwil_sync.ledger import Ledger
+from kwil_sync.ledger import Ledger, SequenceSlot
 from kwil_sync.testing.bundler import BundlerStandIn
 from kwil_sync.testing.kwil_node import KwilNodeStandIn, Schema
 
@@ -82,7 +82,7 @@ def world(env: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
     ledger = tmp_path / "ledger.sqlite"
     with Ledger(ledger) as store:  # the replica applied A's records 1..4
         store.mark_sequenced(f"kwil-standin/{targets[1]}",
-                             [(a.address, n, f"action-{n}") for n in range(1, 5)])
+                             [SequenceSlot(a.address, n, f"action-{n}") for n in range(1, 5)])
     return {**env, "a": a, "targets": targets,
             "params": {"database": targets[0], "source": f"verify-a:{targets[0]}",
                        "replica": f"verify-b:{targets[1]}", "gateway": "verify-gateway",

@@ -12,7 +12,7 @@ import pytest
 from helpers_records import Provider, messages_calls, sign_chain
 
 from kwil_sync.arweave.ans104 import DataItem, EthereumSigner
-from kwil_sync.ledger import Ledger
+from kwil_sync.ledger import Ledger, SequenceSlot
 from kwil_sync.replica import LogPoint, QueryNode, Settle, published_point, verify_replica
 from kwil_sync.sources import ItemSource, Start
 from kwil_sync.testing.kwil_node import KwilNodeStandIn, Schema
@@ -74,7 +74,7 @@ class World:
         self.log.timestamps += [int(item.tag("Created-At") or 0) for item in items]
 
     def applied(self, upto: int) -> None:
-        self.ledger.mark_sequenced(LEDGER_KEY, [(A.address, n, f"action-{n}")
+        self.ledger.mark_sequenced(LEDGER_KEY, [SequenceSlot(A.address, n, f"action-{n}")
                                                 for n in range(1, upto + 1)])
 
     def settle(self, **options: Any) -> Settle:
