@@ -44,7 +44,8 @@ from kwil_sync.testing import chaos_scenarios as scenarios
 from kwil_sync.testing.arlocal import Arlocal
 from kwil_sync.testing.chaos import ChaosWorld, Figures, fault_rates, run_until_done
 from kwil_sync.testing.faultproxy import FaultProxy
-from kwil_sync.testing.hostile import build_corpus, executions, judge, post_bundles
+from kwil_sync.testing.hostile import build_corpus
+from kwil_sync.testing.hostile_judge import executions, judge, post_bundles
 from kwil_sync.testing.stack import LocalStack
 
 LIFETIME_S = scenarios.LIFETIME_S

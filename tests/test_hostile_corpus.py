@@ -29,14 +29,8 @@ from kwil_sync.records import MAX_DOCUMENT_BYTES
 from kwil_sync.replay import Replayer
 from kwil_sync.sources import GraphQLSource, ItemSource
 from kwil_sync.testing.arlocal import Arlocal
-from kwil_sync.testing.hostile import (
-    SQL_VALUES,
-    Corpus,
-    build_corpus,
-    executions,
-    judge,
-    post_bundles,
-)
+from kwil_sync.testing.hostile import SQL_VALUES, Corpus, build_corpus
+from kwil_sync.testing.hostile_judge import executions, judge, post_bundles
 from kwil_sync.testing.kwil_node import KwilNodeStandIn
 from kwil_sync.testing.workload import MESSAGES_SCHEMA
 from kwil_sync.verify import REASONS, TrustPolicy

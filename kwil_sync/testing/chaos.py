@@ -31,7 +31,8 @@ from kwil_sync.replay_recovery import PendingTransactions
 from kwil_sync.sources import GraphQLSource, Start
 from kwil_sync.testing.arlocal import Arlocal, wait_indexed
 from kwil_sync.testing.faultproxy import FaultRates
-from kwil_sync.testing.hostile import executions, expected_rows, post_bundles, tally
+from kwil_sync.testing.hostile import expected_rows
+from kwil_sync.testing.hostile_judge import executions, post_bundles, tally
 from kwil_sync.testing.kwil_node import KwilNodeStandIn
 from kwil_sync.testing.workload import MESSAGES_SCHEMA
 from kwil_sync.verify import TrustPolicy

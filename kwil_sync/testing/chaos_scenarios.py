@@ -29,7 +29,7 @@ from kwil_sync.sources import follow_start
 from kwil_sync.testing.bundler import BundlerStandIn, upload_until_accepted
 from kwil_sync.testing.chaos import ADMIN_KEY, ChaosWorld, Figures, fault_rates, run_until_done
 from kwil_sync.testing.faultproxy import FaultProxy, FaultRates
-from kwil_sync.testing.hostile import honest_chain
+from kwil_sync.testing.hostile_signing import honest_chain
 from kwil_sync.testing.workload import MESSAGES_SCHEMA
 
 __all__ = ["bundler_402", "faults_every_hop", "key_rotation", "kwild_outage", "two_follows",
