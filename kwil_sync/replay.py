@@ -4,13 +4,14 @@
          -> drop what the ledger holds -> apply a batch (intents stored before each
          broadcast) -> complete in the ledger -> mark sequence slots -> report
 
-Work is streamed in chunks of whole pages: the first chunk is one page, so applying
-starts early; each next chunk carries twice as many records as the last, up to
-`batch_size`, so per-step costs (a task run each under Prefect, one pipeline drain
-per apply batch) stay small. While a chunk is applied, the next ones are read, fetched
-and verified in a second thread (and the pager has the page after that on its way),
-one waiting at most. At most three chunks and the records held behind a sequence gap
-are in memory: `batch_size` x the document size limit bounds what a chunk can hold.
+Work is streamed in chunks of whole pages (`kwil_sync.replay_chunks`): the first
+chunk is one page, so applying starts early; each next chunk carries twice as many
+records as the last, up to `batch_size`, so per-step costs (a task run each under
+Prefect, one pipeline drain per apply batch) stay small. While a chunk is applied, the
+next ones are read, fetched and verified in a second thread (and the pager has the
+page after that on its way), one waiting at most. At most three chunks and the records
+held behind a sequence gap are in memory: `batch_size` x the document size limit
+bounds what a chunk can hold.
 
 - restore: from the beginning (or a `Start`), optionally `until` a timestamp (ms), a
   kwild block height (`UntilHeight`, version 3 records of the provider's chain) or
@@ -29,19 +30,20 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from typing import Any
 
 from kwil_sync.ahead import read_ahead
 from kwil_sync.appliers import ActionApplier, ActionParams
-from kwil_sync.arweave.graphql_queries import Page, TxRecord
+from kwil_sync.arweave.graphql_queries import TxRecord
 from kwil_sync.ledger import Ledger, SequenceSlot
 from kwil_sync.ordering import Gap, Released, Sequencer
 from kwil_sync.proofs import ItemProver
 from kwil_sync.provenance import ProvenanceTally, UntilHeight, first_past_height
 from kwil_sync.records import MAX_DOCUMENT_BYTES
 from kwil_sync.refusals import Reason, Refusal
+from kwil_sync.replay_chunks import Chunk, ChunkReader
 from kwil_sync.replay_recovery import Recovery
 from kwil_sync.replay_steps import (
     Checked,
@@ -188,7 +190,7 @@ class Replayer:
             self.ledger.record_external(self.target, self.applier.applied_elsewhere(),
                                         log="db_sync_history")
         run.schema = self.applier.actions()
-        reader = _ChunkReader(self.source.pages(start or Start()),
+        reader = ChunkReader(self.source.pages(start or Start()),
                               until if isinstance(until, int) else None, self.batch_size)
         with read_ahead(lambda: self._read_and_check(reader, run),
                         name="replay-read-ahead") as chunks:
@@ -199,8 +201,8 @@ class Replayer:
         run.release(run.sequencer.finish(quarantine_held=not follow))
         return run.finish(follow)
 
-    def _read_and_check(self, reader: _ChunkReader,
-                        run: _Run) -> tuple[_Chunk, Checked] | None:
+    def _read_and_check(self, reader: ChunkReader,
+                        run: _Run) -> tuple[Chunk, Checked] | None:
         if reader.done:
             return None
         chunk = self.step(StepName.READ, reader.read)
@@ -211,41 +213,6 @@ class Replayer:
             del chunk.records[cut + 1:]
             chunk.reached_until = reader.done = True
         return chunk, checked
-
-
-@dataclass
-class _Chunk:
-    records: list[TxRecord]
-    pages: int
-    reached_until: bool
-
-
-class _ChunkReader:
-    """Whole pages up to `until_ms`: one page first, then chunks of twice as many
-    records as the last, up to `most`. (An `until` action id is cut after
-    verification, in `_Run.check`: its tag alone could be forged.)"""
-
-    def __init__(self, pages: Iterator[Page], until_ms: int | None, most: int) -> None:
-        self.pages, self.until, self.most = pages, until_ms, most
-        self.want, self.done = 1, False
-
-    def read(self) -> _Chunk | None:
-        chunk = _Chunk([], 0, False)
-        while not self.done and len(chunk.records) < self.want:
-            page = next(self.pages, None)
-            if page is None:
-                self.done = True
-                break
-            chunk.pages += 1
-            for tx in page.records:
-                if (self.until is not None and tx.timestamp_ms is not None
-                        and tx.timestamp_ms > self.until):
-                    chunk.reached_until = True
-                    break
-                chunk.records.append(tx)
-            self.done = chunk.reached_until
-        self.want = min(self.most, 2 * max(len(chunk.records), 1))
-        return chunk if chunk.pages else None
 
 
 class _Run:
@@ -305,7 +272,7 @@ class _Run:
         return verify_batch(fetched, self.r.policy, max_document_bytes=self.r.max_document_bytes,
                             skip_provider=self.skip, prover=self.r.prover)
 
-    def process(self, chunk: _Chunk, checked: Checked) -> None:
+    def process(self, chunk: Chunk, checked: Checked) -> None:
         report, records = self.report, chunk.records
         report.pages += chunk.pages
         report.records += len(records)
