@@ -36,22 +36,18 @@ from typing import Any
 
 from kwil_sync.ahead import read_ahead
 from kwil_sync.appliers import ActionApplier, ActionParams
-from kwil_sync.arweave.graphql_queries import TxRecord
 from kwil_sync.ledger import Ledger, SequenceSlot
 from kwil_sync.ordering import Gap, Released, Sequencer
 from kwil_sync.proofs import ItemProver
-from kwil_sync.provenance import ProvenanceTally, UntilHeight, first_past_height
+from kwil_sync.provenance import ProvenanceTally, UntilHeight
 from kwil_sync.records import MAX_DOCUMENT_BYTES
 from kwil_sync.refusals import Reason, Refusal
-from kwil_sync.replay_chunks import Chunk, ChunkReader
+from kwil_sync.replay_chunks import Chunk, ChunkChecker, ChunkReader
 from kwil_sync.replay_recovery import Recovery
 from kwil_sync.replay_steps import (
     Checked,
-    Fetched,
     apply_batch,
-    fetch_documents,
     plan_batch,
-    verify_batch,
 )
 from kwil_sync.sources import (
     DocumentFetcher,
@@ -181,9 +177,12 @@ class Replayer:
             GatewayError, GraphQLError, KwilError: The services failed after retries;
                 everything applied so far is in the ledger, rerun to continue.
         """
-        run = _Run(self, ReplayReport(self.target, dry_run), dry_run, skip_provider,
-                   until if isinstance(until, str) else None)
-        run.until_height = until if isinstance(until, UntilHeight) else None
+        run = _Run(self, ReplayReport(self.target, dry_run), dry_run)
+        checker = ChunkChecker(self.ledger, self.target, self.fetcher, self.policy,
+                               max_document_bytes=self.max_document_bytes,
+                               skip_provider=skip_provider, prover=self.prover,
+                               until_id=until if isinstance(until, str) else None,
+                               until_height=until if isinstance(until, UntilHeight) else None)
         if not dry_run:
             run.report.recovery = self.step(StepName.RECOVER, self.applier.recover, self.ledger,
                                             self.target)
@@ -192,7 +191,7 @@ class Replayer:
         run.schema = self.applier.actions()
         reader = ChunkReader(self.source.pages(start or Start()),
                               until if isinstance(until, int) else None, self.batch_size)
-        with read_ahead(lambda: self._read_and_check(reader, run),
+        with read_ahead(lambda: self._read_and_check(reader, checker),
                         name="replay-read-ahead") as chunks:
             for chunk, checked in chunks:
                 run.process(chunk, checked)
@@ -202,13 +201,13 @@ class Replayer:
         return run.finish(follow)
 
     def _read_and_check(self, reader: ChunkReader,
-                        run: _Run) -> tuple[Chunk, Checked] | None:
+                        checker: ChunkChecker) -> tuple[Chunk, Checked] | None:
         if reader.done:
             return None
         chunk = self.step(StepName.READ, reader.read)
         if chunk is None:
             return None
-        checked, cut = self.step(StepName.CHECK, run.check, chunk.records)
+        checked, cut = self.step(StepName.CHECK, checker.check, chunk.records)
         if cut is not None:  # the `until` action, verified: it is the last record read
             del chunk.records[cut + 1:]
             chunk.reached_until = reader.done = True
@@ -218,11 +217,8 @@ class Replayer:
 class _Run:
     """The state of one `Replayer.run` (kept off the Replayer so runs never mix)."""
 
-    def __init__(self, replayer: Replayer, report: ReplayReport, dry_run: bool,
-                 skip_provider: str | None, until_id: str | None) -> None:
-        self.r, self.report, self.dry_run, self.skip = replayer, report, dry_run, skip_provider
-        self.until_id = until_id
-        self.until_height: UntilHeight | None = None
+    def __init__(self, replayer: Replayer, report: ReplayReport, dry_run: bool) -> None:
+        self.r, self.report, self.dry_run = replayer, report, dry_run
         ledger, target = replayer.ledger, replayer.target
         self.schema: dict[str, ActionParams] = {}
         self.where: dict[str, Position] = {}
@@ -230,47 +226,6 @@ class _Run:
             ledger.sequence_start(target), replayer.gap_timeout_s,
             history=lambda provider, seq: ledger.action_at(target, provider, seq),
             gap_opened=ledger.gaps(target), clock=replayer.clock)
-
-    def check(self, records: list[TxRecord]) -> tuple[Checked, int | None]:
-        """Fetch and verify (one chunk ahead, in the read-ahead thread); with an `until`
-        action id, also where its record is, if it is in `records`.
-
-        Rows whose Action-Id the ledger holds as resolved (applied or set aside, its
-        sequence slot marked) are not fetched: reruns and follow's look-back windows
-        read them again. A forged tag can only skip a record that would collapse as a
-        repeat of that action anyway.
-
-        The `until` record is the first row tagged with that action id whose record
-        verifies (or that the ledger holds as resolved): a forged row carrying the tag
-        ahead of it cannot cut a restore short.
-        """
-        tags = [tx.tag("Action-Id") for tx in records]
-        known = self.r.ledger.sequenced_among(self.r.target, [a for a in tags if a])
-        todo = [tx for tx, tag in zip(records, tags, strict=True) if tag not in known]
-        fetched = fetch_documents(self.r.fetcher, todo)
-        checked = self._verify(fetched)
-        cut = None
-        if self.until_id is not None:
-            verified = {x.tx_id for x in checked.accepted if x.action_id == self.until_id}
-            cut = next((i for i, (tx, tag) in enumerate(zip(records, tags, strict=True))
-                        if tag == self.until_id and (tag in known or tx.id in verified)), None)
-            if cut is not None:  # judge nothing past it
-                kept = {tx.id for tx in records[:cut + 1]}
-                checked = self._verify([f for f in fetched if f.tx.id in kept])
-        elif self.until_height is not None:
-            past = first_past_height([tx.id for tx in records], checked.accepted,
-                                     self.until_height)
-            if past is not None:  # stop before the first record above the height
-                cut = past - 1
-                kept = {tx.id for tx in records[:past]}
-                checked = self._verify([f for f in fetched if f.tx.id in kept])
-        read = tags if cut is None else tags[:cut + 1]
-        checked.known = sum(1 for tag in read if tag in known)
-        return checked, cut
-
-    def _verify(self, fetched: list[Fetched]) -> Checked:
-        return verify_batch(fetched, self.r.policy, max_document_bytes=self.r.max_document_bytes,
-                            skip_provider=self.skip, prover=self.r.prover)
 
     def process(self, chunk: Chunk, checked: Checked) -> None:
         report, records = self.report, chunk.records
