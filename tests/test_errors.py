@@ -40,7 +40,7 @@ def test_every_project_exception_derives_from_kwil_sync_error():
 
 
 def test_builtin_bases_are_kept_for_callers_that_catch_them():
-    from kwil_sync.kwil.payload import PayloadError
+    from kwil_sync.kwil.arguments import PayloadError
     from kwil_sync.ledger_store import LedgerUnavailable
     from kwil_sync.records import RecordError
 

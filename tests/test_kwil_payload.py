@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kwil_sync.kwil import PayloadError, decode_action, decode_call, encode_action, encode_call
-from kwil_sync.kwil.payload import normalize_argument
+from kwil_sync.kwil.arguments import normalize_argument
 
 INT64 = st.integers(-(1 << 63), (1 << 63) - 1)
 UINT16 = st.integers(0, 0xFFFF)

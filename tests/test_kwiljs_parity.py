@@ -29,7 +29,7 @@ import pytest
 
 from kwil_sync.ethkeys import EthereumKey
 from kwil_sync.kwil import build_tx, dbid, decode_action, encode_action, recover_sender
-from kwil_sync.kwil.payload import normalize_argument
+from kwil_sync.kwil.arguments import normalize_argument
 from kwil_sync.kwil.values import convert_arguments
 from kwil_sync.testing.arlocal import node_dir
 

@@ -14,8 +14,8 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from kwil_sync.kwil.arguments import PayloadError
 from kwil_sync.kwil.payload import (
-    PayloadError,
     decode_action,
     decode_call,
     encode_action,

@@ -1,10 +1,9 @@
 """Kwil wire layer: dbids, action payloads (v0.9 RLP, v0.10 binary), transaction signing."""
 
+from kwil_sync.kwil.arguments import PayloadError
 from kwil_sync.kwil.dbid import dbid
 from kwil_sync.kwil.payload import (
-    VERSIONS,
     ActionCall,
-    PayloadError,
     decode_action,
     decode_call,
     encode_action,
@@ -21,6 +20,7 @@ from kwil_sync.kwil.tx import (
     tx_hash,
 )
 from kwil_sync.kwil.values import ValueConversionError, convert_arguments
+from kwil_sync.kwil.versions import VERSIONS
 
 __all__ = [
     "VERSIONS",

@@ -38,6 +38,7 @@ from itertools import islice
 from typing import Any, TypeVar
 
 from kwil_sync.ethkeys import EthereumKey
+from kwil_sync.kwil.arguments import PayloadError
 from kwil_sync.kwil.client import KwilClient, TxStatus
 from kwil_sync.kwil.errors import (
     TX_ENCODING_ERROR,
@@ -50,7 +51,7 @@ from kwil_sync.kwil.errors import (
     RpcError,
     WrongChainId,
 )
-from kwil_sync.kwil.payload import PayloadError, encode_action
+from kwil_sync.kwil.payload import encode_action
 from kwil_sync.kwil.tx import build_tx, tx_hash
 from kwil_sync.retry import RetryPolicy
 

@@ -34,7 +34,7 @@ import rlp
 
 from kwil_sync.errors import KwilSyncError
 from kwil_sync.ethkeys import EthereumKey, address_from_public_key, recover_personal
-from kwil_sync.kwil.payload import V010, V09, VERSIONS
+from kwil_sync.kwil.versions import V010, V09, VERSIONS
 
 __all__ = [
     "SIGNATURE_TYPE",

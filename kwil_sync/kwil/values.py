@@ -44,7 +44,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from kwil_sync.errors import KwilSyncError
-from kwil_sync.kwil.payload import _V010_TYPES, V010, V09, VERSIONS
+from kwil_sync.kwil.arguments import _V010_TYPES
+from kwil_sync.kwil.versions import V010, V09, VERSIONS
 
 __all__ = [
     "ValueConversionError",

@@ -36,6 +36,7 @@ from typing import Any
 
 from kwil_sync.errors import KwilSyncError
 from kwil_sync.ethkeys import address_from_public_key, recover_personal
+from kwil_sync.kwil.arguments import PayloadError
 from kwil_sync.kwil.dbid import dbid
 from kwil_sync.kwil.errors import (
     TX_DATASET_MISSING,
@@ -45,7 +46,7 @@ from kwil_sync.kwil.errors import (
     TX_WRONG_CHAIN,
     tx_unknown_error_code,
 )
-from kwil_sync.kwil.payload import PayloadError, decode_action
+from kwil_sync.kwil.payload import decode_action
 from kwil_sync.kwil.tx import SignatureError, SignedTx, parse_tx, recover_sender, tx_hash
 from kwil_sync.testing.kwil_node_ext import ExtensionHub
 from kwil_sync.testing.kwil_node_schema import Database, ExecutionError, Schema

@@ -18,8 +18,9 @@ from typing import Any, cast
 from eth_utils import to_checksum_address
 
 from kwil_sync.errors import KwilSyncError
+from kwil_sync.kwil.arguments import PayloadError
 from kwil_sync.kwil.errors import RPC_ENGINE_INTERNAL, RPC_ENGINE_NOT_FOUND, RPC_INVALID_PARAMS
-from kwil_sync.kwil.payload import PayloadError, decode_call
+from kwil_sync.kwil.payload import decode_call
 from kwil_sync.testing.kwil_node_catalog import table_columns, tables_v09
 from kwil_sync.testing.kwil_node_chain import Chain
 from kwil_sync.testing.kwil_node_dialect import QueryRefused, install_functions, read_only_sql
