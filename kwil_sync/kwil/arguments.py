@@ -38,9 +38,16 @@ from kwil_sync.errors import KwilSyncError
 from kwil_sync.kwil.versions import V09, VERSIONS
 
 __all__ = [
+    "V09_TYPES",
+    "V010_TYPES",
     "PayloadError",
+    "argument_sets",
     "base_type",
+    "check_version",
     "normalize_argument",
+    "scalar_bytes",
+    "scalar_value",
+    "text_bytes",
 ]
 
 INT64_MIN = -(1 << 63)
@@ -49,7 +56,7 @@ UINT16_MAX = 0xFFFF
 UINT32_MAX = 0xFFFFFFFF
 
 # v0.9 Go type names (core/types/schema.go); the decoder knows no aliases.
-_V09_TYPES = {
+V09_TYPES = {
     "text": "text",
     "int": "int",
     "bool": "bool",
@@ -60,7 +67,7 @@ _V09_TYPES = {
     "null": "null",
 }
 # v0.10 Go typeAlias (core/types/data_types.go) plus null, mapped to our base names.
-_V010_TYPES = {
+V010_TYPES = {
     "string": "text",
     "text": "text",
     "int": "int",
@@ -83,7 +90,7 @@ class PayloadError(KwilSyncError, ValueError):
 
 
 
-def _check_version(version: str) -> str:
+def check_version(version: str) -> str:
     if version not in VERSIONS:
         raise PayloadError(f"unknown Kwil payload version {version!r}; use 'v0.9' or 'v0.10'")
     return version
@@ -91,7 +98,7 @@ def _check_version(version: str) -> str:
 
 def base_type(version: str, name: str) -> str:
     """The base type (text, int, bool, blob, uuid, uint256, decimal, null) of a wire name."""
-    table = _V09_TYPES if _check_version(version) == V09 else _V010_TYPES
+    table = V09_TYPES if check_version(version) == V09 else V010_TYPES
     try:
         return table[name]
     except (KeyError, TypeError):
@@ -218,7 +225,7 @@ def _uuid_of(v: Any, name: str) -> _uuid.UUID:
     raise PayloadError(f"type {name!r} takes a UUID, got {v!r:.80}")
 
 
-def _value_bytes(base: str, v: Any) -> bytes:
+def scalar_bytes(base: str, v: Any) -> bytes:
     """Wire bytes of a canonical, non-null scalar."""
     if base == "text" or base == "decimal":
         return v.encode("utf-8")
@@ -235,7 +242,7 @@ def _value_bytes(base: str, v: Any) -> bytes:
     raise PayloadError(f"no encoding for base type {base!r}")  # pragma: no cover
 
 
-def _value_from(version: str, name: str, base: str, data: bytes) -> Any:
+def scalar_value(version: str, name: str, base: str, data: bytes) -> Any:
     """Canonical Python value of a non-null datum."""
     if base == "text" or base == "decimal":
         try:
@@ -263,7 +270,7 @@ def _value_from(version: str, name: str, base: str, data: bytes) -> Any:
     raise PayloadError(f"no decoding for type {name!r}")  # pragma: no cover
 
 
-def _arg_sets(arguments: Any) -> list[list[Any]]:
+def argument_sets(arguments: Any) -> list[list[Any]]:
     if arguments is None:
         return []
     if isinstance(arguments, (str, bytes, Mapping)) or not isinstance(arguments, Iterable):
@@ -278,7 +285,7 @@ def _arg_sets(arguments: Any) -> list[list[Any]]:
     return sets
 
 
-def _text(s: Any, what: str) -> bytes:
+def text_bytes(s: Any, what: str) -> bytes:
     if not isinstance(s, str):
         raise PayloadError(f"{what} must be a str, got {type(s).__name__}")
     return _utf8(s, what)

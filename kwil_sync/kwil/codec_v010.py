@@ -12,13 +12,13 @@ import struct
 from typing import Any
 
 from kwil_sync.kwil.arguments import (
-    _V010_TYPES,
     UINT16_MAX,
     UINT32_MAX,
+    V010_TYPES,
     PayloadError,
-    _value_bytes,
-    _value_from,
     base_type,
+    scalar_bytes,
+    scalar_value,
 )
 from kwil_sync.kwil.versions import V010
 
@@ -45,14 +45,14 @@ def _v010_datatype(name: str, is_array: bool, meta: tuple[int, int]) -> bytes:
 
 def _v010_value(arg: dict) -> bytes:
     name = arg["type"]
-    base = _V010_TYPES[name]
+    base = V010_TYPES[name]
     is_array = arg.get("is_array", False)
     meta = tuple(arg.get("metadata") or (0, 0))
     values = arg["value"] if is_array else [arg["value"]]
     out = [struct.pack("<H", 0), _lenp(_v010_datatype(name, is_array, meta))]  # type: ignore[arg-type]
     out.append(_u16(len(values), "array elements"))
     for v in values:
-        out.append(_lenp(b"\x00" if v is None else b"\x01" + _value_bytes(base, v)))
+        out.append(_lenp(b"\x00" if v is None else b"\x01" + scalar_bytes(base, v)))
     return b"".join(out)
 
 
@@ -129,7 +129,7 @@ def _v010_decode_value(b: bytes) -> dict:
         if d == b"\x00":
             values.append(None)
         elif d[:1] == b"\x01" and base != "null":
-            values.append(_value_from(V010, name, base, d[1:]))
+            values.append(scalar_value(V010, name, base, d[1:]))
         elif base == "null" and d == b"" and not is_array and n == 1:
             values.append(None)  # Go's decoder accepts an empty datum for null
         else:

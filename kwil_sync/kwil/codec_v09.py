@@ -15,12 +15,12 @@ from typing import Any
 import rlp
 
 from kwil_sync.kwil.arguments import (
-    _V09_TYPES,
     UINT16_MAX,
+    V09_TYPES,
     PayloadError,
-    _value_bytes,
-    _value_from,
     base_type,
+    scalar_bytes,
+    scalar_value,
 )
 from kwil_sync.kwil.versions import V09
 
@@ -31,14 +31,14 @@ def _rlp_uint(n: int) -> bytes:
 
 def _v09_value(arg: dict) -> list:
     name = arg["type"]
-    base = _V09_TYPES[name]
+    base = V09_TYPES[name]
     is_array = arg.get("is_array", False)
     dtype: list = [name.encode(), b"\x01" if is_array else b""]
     meta = arg.get("metadata")
     if meta:
         dtype.append([_rlp_uint(meta[0]), _rlp_uint(meta[1])])
     values = arg["value"] if is_array else [arg["value"]]
-    data = [b"" if v is None else _value_bytes(base, v) for v in values]
+    data = [b"" if v is None else scalar_bytes(base, v) for v in values]
     return [dtype, data]
 
 
@@ -121,12 +121,12 @@ def _v09_decode_value(item: Any) -> dict:
             raise PayloadError("v0.9: a null carries no data (or one empty datum)")
         out["value"] = None
     elif is_array:
-        out["value"] = [_value_from(V09, name, base, d) for d in data]
+        out["value"] = [scalar_value(V09, name, base, d) for d in data]
         out["is_array"] = True
     else:
         if len(data) != 1:
             raise PayloadError(f"v0.9: a scalar of type {name!r} has 1 datum, got {len(data)}")
-        out["value"] = _value_from(V09, name, base, data[0])
+        out["value"] = scalar_value(V09, name, base, data[0])
     if meta != (0, 0):
         out["metadata"] = list(meta)
     return out

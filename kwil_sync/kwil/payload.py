@@ -16,10 +16,10 @@ from typing import Any
 
 from kwil_sync.kwil.arguments import (
     PayloadError,
-    _arg_sets,
-    _check_version,
-    _text,
+    argument_sets,
+    check_version,
     normalize_argument,
+    text_bytes,
 )
 from kwil_sync.kwil.codec_v010 import _lenp, _u16, _v010_decode_value, _v010_head, _v010_value
 from kwil_sync.kwil.codec_v09 import _rlp_str, _v09_decode_set, _v09_encode, _v09_root, _v09_value
@@ -59,9 +59,9 @@ def encode_action(version: str, target: str, action: str, arguments: Any) -> byt
     Raises:
         PayloadError: If an argument does not fit its type or the sizes overflow.
     """
-    _check_version(version)
-    tb, ab = _text(target, "target"), _text(action, "action")
-    sets = [[normalize_argument(version, a) for a in s] for s in _arg_sets(arguments)]
+    check_version(version)
+    tb, ab = text_bytes(target, "target"), text_bytes(action, "action")
+    sets = [[normalize_argument(version, a) for a in s] for s in argument_sets(arguments)]
     if version == V09:
         return _v09_encode([tb, ab, [[_v09_value(a) for a in s] for s in sets]])
     out = [struct.pack("<H", 0), _lenp(tb), _lenp(ab), _u16(len(sets), "argument sets")]
@@ -77,7 +77,7 @@ def decode_action(version: str, payload: bytes) -> ActionCall:
     Raises:
         PayloadError: If the bytes are not a well-formed payload of that version.
     """
-    _check_version(version)
+    check_version(version)
     if version == V09:
         root = _v09_root(payload, "action execution")
         target = _rlp_str(root[0], "dbid")
@@ -96,8 +96,8 @@ def decode_action(version: str, payload: bytes) -> ActionCall:
 
 def encode_call(version: str, target: str, action: str, arguments: Any) -> bytes:
     """Encode a view call body payload (``user.call``): one argument set, not a list."""
-    _check_version(version)
-    tb, ab = _text(target, "target"), _text(action, "action")
+    check_version(version)
+    tb, ab = text_bytes(target, "target"), text_bytes(action, "action")
     if isinstance(arguments, (str, bytes, Mapping)) or not isinstance(arguments, Iterable):
         raise PayloadError("call arguments is one list of argument dicts")
     args = [normalize_argument(version, a) for a in (arguments or [])]
@@ -110,7 +110,7 @@ def encode_call(version: str, target: str, action: str, arguments: Any) -> bytes
 
 def decode_call(version: str, payload: bytes) -> ActionCall:
     """Decode a view call body payload; ``arguments`` is one list of argument dicts."""
-    _check_version(version)
+    check_version(version)
     if version == V09:
         root = _v09_root(payload, "action call")
         return ActionCall(

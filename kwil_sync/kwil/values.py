@@ -44,7 +44,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from kwil_sync.errors import KwilSyncError
-from kwil_sync.kwil.arguments import _V010_TYPES
+from kwil_sync.kwil.arguments import V010_TYPES
 from kwil_sync.kwil.versions import V010, V09, VERSIONS
 
 __all__ = [
@@ -115,7 +115,7 @@ def parse_type(declared: str) -> DeclaredType:
     if not m:
         raise ValueError(f"unknown type {declared!r}")
     raw, p, s, arr = m.groups()
-    base = _V010_TYPES.get(raw)
+    base = V010_TYPES.get(raw)
     if base is None:
         raise ValueError(f"unknown type {declared!r}")
     precision = scale = 0
