@@ -89,8 +89,8 @@ class PayloadError(KwilSyncError, ValueError):
     """A payload or argument that cannot be encoded, or bytes that do not decode."""
 
 
-
 def check_version(version: str) -> str:
+    """`version` itself when it is one this package speaks; PayloadError otherwise."""
     if version not in VERSIONS:
         raise PayloadError(f"unknown Kwil payload version {version!r}; use 'v0.9' or 'v0.10'")
     return version
@@ -271,6 +271,7 @@ def scalar_value(version: str, name: str, base: str, data: bytes) -> Any:
 
 
 def argument_sets(arguments: Any) -> list[list[Any]]:
+    """`arguments` as a list of argument sets (lists); None is no set at all."""
     if arguments is None:
         return []
     if isinstance(arguments, (str, bytes, Mapping)) or not isinstance(arguments, Iterable):
@@ -286,6 +287,7 @@ def argument_sets(arguments: Any) -> list[list[Any]]:
 
 
 def text_bytes(s: Any, what: str) -> bytes:
+    """A str field of the payload (`what`: target, action) as UTF-8."""
     if not isinstance(s, str):
         raise PayloadError(f"{what} must be a str, got {type(s).__name__}")
     return _utf8(s, what)

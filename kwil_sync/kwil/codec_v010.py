@@ -22,6 +22,8 @@ from kwil_sync.kwil.arguments import (
 )
 from kwil_sync.kwil.versions import V010
 
+__all__ = ["decode_action", "decode_call", "encode_action", "encode_call"]
+
 
 def _u16(n: int, what: str) -> bytes:
     if not 0 <= n <= UINT16_MAX:
@@ -162,3 +164,42 @@ def _v010_head(payload: Any, what: str) -> tuple[_Reader, str, str]:
     if ver != 0:
         raise PayloadError(f"v0.10 {what}: unknown version {ver}")
     return r, r.text("namespace"), r.text("action")
+
+
+# ---------------------------------------------------------------------------
+# payloads (target and action as UTF-8, arguments normalised by `arguments`)
+
+
+def encode_action(target: bytes, action: bytes, sets: list[list[dict]]) -> bytes:
+    """An action execution payload: one list of normalised arguments per batched call."""
+    out = [struct.pack("<H", 0), _lenp(target), _lenp(action), _u16(len(sets), "argument sets")]
+    for s in sets:
+        out.append(_u16(len(s), "arguments"))
+        out.extend(_lenp(_v010_value(a)) for a in s)
+    return b"".join(out)
+
+
+def decode_action(payload: bytes) -> tuple[str, str, list[list[dict]]]:
+    """(namespace, action, argument sets) of an action execution payload."""
+    r, target, action = _v010_head(payload, "action execution")
+    sets = []
+    for _ in range(r.u16("call count")):
+        n = r.u16("argument count")
+        sets.append([_v010_decode_value(r.blob("argument")) for _ in range(n)])
+    r.end()
+    return target, action, sets
+
+
+def encode_call(target: bytes, action: bytes, args: list[dict]) -> bytes:
+    """A view call body payload: one list of normalised arguments."""
+    out = [struct.pack("<H", 0), _lenp(target), _lenp(action), _u16(len(args), "arguments")]
+    out.extend(_lenp(_v010_value(a)) for a in args)
+    return b"".join(out)
+
+
+def decode_call(payload: bytes) -> tuple[str, str, list[dict]]:
+    """(namespace, action, arguments) of a view call body payload."""
+    r, target, action = _v010_head(payload, "action call")
+    args = [_v010_decode_value(r.blob("argument")) for _ in range(r.u16("argument count"))]
+    r.end()
+    return target, action, args

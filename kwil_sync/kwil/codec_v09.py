@@ -24,6 +24,8 @@ from kwil_sync.kwil.arguments import (
 )
 from kwil_sync.kwil.versions import V09
 
+__all__ = ["decode_action", "decode_call", "encode_action", "encode_call"]
+
 
 def _rlp_uint(n: int) -> bytes:
     return n.to_bytes((n.bit_length() + 7) // 8, "big")
@@ -136,3 +138,33 @@ def _v09_decode_set(item: Any) -> list[dict]:
     if not isinstance(item, list):
         raise PayloadError("v0.9: an argument set is an RLP list")
     return [_v09_decode_value(v) for v in item]
+
+
+# ---------------------------------------------------------------------------
+# payloads (target and action as UTF-8, arguments normalised by `arguments`)
+
+
+def encode_action(target: bytes, action: bytes, sets: list[list[dict]]) -> bytes:
+    """An action execution payload: one list of normalised arguments per batched call."""
+    return _v09_encode([target, action, [[_v09_value(a) for a in s] for s in sets]])
+
+
+def decode_action(payload: bytes) -> tuple[str, str, list[list[dict]]]:
+    """(dbid, action, argument sets) of an action execution payload."""
+    root = _v09_root(payload, "action execution")
+    target = _rlp_str(root[0], "dbid")
+    action = _rlp_str(root[1], "action")
+    if not isinstance(root[2], list):
+        raise PayloadError("v0.9: arguments must be an RLP list")
+    return target, action, [_v09_decode_set(s) for s in root[2]]
+
+
+def encode_call(target: bytes, action: bytes, args: list[dict]) -> bytes:
+    """A view call body payload: one list of normalised arguments."""
+    return _v09_encode([target, action, [_v09_value(a) for a in args]])
+
+
+def decode_call(payload: bytes) -> tuple[str, str, list[dict]]:
+    """(dbid, action, arguments) of a view call body payload."""
+    root = _v09_root(payload, "action call")
+    return _rlp_str(root[0], "dbid"), _rlp_str(root[1], "action"), _v09_decode_set(root[2])

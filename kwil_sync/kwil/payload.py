@@ -9,11 +9,11 @@ UTF-8 or a datum of the wrong size raise :class:`PayloadError`, never anything e
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from kwil_sync.kwil import codec_v010, codec_v09
 from kwil_sync.kwil.arguments import (
     PayloadError,
     argument_sets,
@@ -21,8 +21,6 @@ from kwil_sync.kwil.arguments import (
     normalize_argument,
     text_bytes,
 )
-from kwil_sync.kwil.codec_v010 import _lenp, _u16, _v010_decode_value, _v010_head, _v010_value
-from kwil_sync.kwil.codec_v09 import _rlp_str, _v09_decode_set, _v09_encode, _v09_root, _v09_value
 from kwil_sync.kwil.versions import V09
 
 __all__ = [
@@ -63,12 +61,8 @@ def encode_action(version: str, target: str, action: str, arguments: Any) -> byt
     tb, ab = text_bytes(target, "target"), text_bytes(action, "action")
     sets = [[normalize_argument(version, a) for a in s] for s in argument_sets(arguments)]
     if version == V09:
-        return _v09_encode([tb, ab, [[_v09_value(a) for a in s] for s in sets]])
-    out = [struct.pack("<H", 0), _lenp(tb), _lenp(ab), _u16(len(sets), "argument sets")]
-    for s in sets:
-        out.append(_u16(len(s), "arguments"))
-        out.extend(_lenp(_v010_value(a)) for a in s)
-    return b"".join(out)
+        return codec_v09.encode_action(tb, ab, sets)
+    return codec_v010.encode_action(tb, ab, sets)
 
 
 def decode_action(version: str, payload: bytes) -> ActionCall:
@@ -79,19 +73,8 @@ def decode_action(version: str, payload: bytes) -> ActionCall:
     """
     check_version(version)
     if version == V09:
-        root = _v09_root(payload, "action execution")
-        target = _rlp_str(root[0], "dbid")
-        action = _rlp_str(root[1], "action")
-        if not isinstance(root[2], list):
-            raise PayloadError("v0.9: arguments must be an RLP list")
-        return ActionCall(target, action, [_v09_decode_set(s) for s in root[2]])
-    r, target, action = _v010_head(payload, "action execution")
-    sets = []
-    for _ in range(r.u16("call count")):
-        n = r.u16("argument count")
-        sets.append([_v010_decode_value(r.blob("argument")) for _ in range(n)])
-    r.end()
-    return ActionCall(target, action, sets)
+        return ActionCall(*codec_v09.decode_action(payload))
+    return ActionCall(*codec_v010.decode_action(payload))
 
 
 def encode_call(version: str, target: str, action: str, arguments: Any) -> bytes:
@@ -102,21 +85,13 @@ def encode_call(version: str, target: str, action: str, arguments: Any) -> bytes
         raise PayloadError("call arguments is one list of argument dicts")
     args = [normalize_argument(version, a) for a in (arguments or [])]
     if version == V09:
-        return _v09_encode([tb, ab, [_v09_value(a) for a in args]])
-    out = [struct.pack("<H", 0), _lenp(tb), _lenp(ab), _u16(len(args), "arguments")]
-    out.extend(_lenp(_v010_value(a)) for a in args)
-    return b"".join(out)
+        return codec_v09.encode_call(tb, ab, args)
+    return codec_v010.encode_call(tb, ab, args)
 
 
 def decode_call(version: str, payload: bytes) -> ActionCall:
     """Decode a view call body payload; ``arguments`` is one list of argument dicts."""
     check_version(version)
     if version == V09:
-        root = _v09_root(payload, "action call")
-        return ActionCall(
-            _rlp_str(root[0], "dbid"), _rlp_str(root[1], "action"), _v09_decode_set(root[2])
-        )
-    r, target, action = _v010_head(payload, "action call")
-    args = [_v010_decode_value(r.blob("argument")) for _ in range(r.u16("argument count"))]
-    r.end()
-    return ActionCall(target, action, args)
+        return ActionCall(*codec_v09.decode_call(payload))
+    return ActionCall(*codec_v010.decode_call(payload))
