@@ -31,9 +31,10 @@ from typing import Any, Protocol, cast
 import httpx
 
 from kwil_sync.ethkeys import EthereumKey
-from kwil_sync.kwil.client import BroadcastResult, KwilClient, TxStatus
+from kwil_sync.kwil.client import KwilClient
 from kwil_sync.kwil.errors import KwilError
 from kwil_sync.kwil.pipeline import NoncePipeline, SignedTx, while_down
+from kwil_sync.kwil.rpc_results import BroadcastResult, TxStatus
 from kwil_sync.kwil.values import ValueConversionError, convert_arguments
 from kwil_sync.ledger import Ledger
 from kwil_sync.records import SyncRecord

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from kwil_sync.arweave.ans104 import DataItem
-from kwil_sync.kwil.client import TxStatus
+from kwil_sync.kwil.rpc_results import TxStatus
 from kwil_sync.outbox_calls import Settlement, StoredCall
 
 if TYPE_CHECKING:  # the outbox's batches carry a ConfirmReport

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from kwil_sync.errors import KwilSyncError
-from kwil_sync.kwil.client import BroadcastResult, TxStatus
 from kwil_sync.kwil.errors import BroadcastRejected, DuplicateTx
+from kwil_sync.kwil.rpc_results import BroadcastResult, TxStatus
 from kwil_sync.ledger import ActionResult, Intent, Ledger
 
 __all__ = ["NodeStatus", "PendingTransactions", "Recovery", "resolve_pending"]

@@ -13,7 +13,7 @@ import pytest
 
 from kwil_sync.ethkeys import EthereumKey
 from kwil_sync.kwil import build_tx, dbid, encode_action
-from kwil_sync.kwil.client import ActionInfo, AsyncKwilClient, KwilClient
+from kwil_sync.kwil.client import AsyncKwilClient, KwilClient
 from kwil_sync.kwil.errors import (
     BroadcastRejected,
     DuplicateTx,
@@ -28,6 +28,7 @@ from kwil_sync.kwil.errors import (
     error_from_rpc,
     error_from_tx_result,
 )
+from kwil_sync.kwil.rpc_results import ActionInfo
 from kwil_sync.testing.kwil_node import ActionDef, KwilNodeStandIn, Schema
 from kwil_sync.testing.procs import free_port
 

@@ -5,8 +5,8 @@ from typing import Any
 
 import pytest
 
-from kwil_sync.kwil.client import BroadcastResult, TxStatus
 from kwil_sync.kwil.errors import DuplicateTx, NonceError
+from kwil_sync.kwil.rpc_results import BroadcastResult, TxStatus
 from kwil_sync.ledger import (
     Ledger,
     LedgerStateError,

@@ -1,225 +1,39 @@
 """A JSON-RPC client for kwild's user service (`POST {url}/rpc/v1`), v0.9 and v0.10.
 
-The versions differ in shapes (PROTOCOLS.md section 3): hashes are base64 bytes in
-v0.9 and hex in v0.10; `user.account` takes `identifier` or `id: {identifier,
-key_type}`; broadcast sync modes are numbered differently; actions come from
-`user.schema` (v0.9) or from `info.actions` through `user.query` (v0.10).
+The versions differ in shapes; each method's request and result parser per version
+is in `kwil_sync.kwil.rpc_requests`, the answers' types in `kwil_sync.kwil.rpc_results`.
 `version="auto"` asks `user.chain_info` once: only v0.10 reports `gas`. Hashes given
 to and returned by this client are always 64-char lowercase hex.
 
-Each method is written once as a request description (`_Call`: method, params, result
-parser); `KwilClient` runs them one connection per call, as kwild closes every
+`KwilClient` runs each request one connection per call, as kwild closes every
 connection anyway (`kwil_sync.kwil.direct_http`), or over a given `httpx.Client`;
 `AsyncKwilClient` over an `httpx.AsyncClient`.
 """
 
 from __future__ import annotations
 
-import base64
 import json
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from collections.abc import Sequence
+from typing import Any, TypeVar
 
 import httpx
 
 from kwil_sync.kwil.direct_http import TRANSPORT_ERRORS, DirectPost
 from kwil_sync.kwil.errors import (
-    RPC_ENGINE_INTERNAL,
     RPC_TX_NOT_FOUND,
     NodeUnavailable,
     RpcError,
     TxFailed,
     error_from_rpc,
-    error_from_tx_result,
 )
-from kwil_sync.kwil.payload import encode_call
+from kwil_sync.kwil.rpc_requests import _Call, _Requests
+from kwil_sync.kwil.rpc_results import ActionInfo, BroadcastResult, ChainInfo, TxStatus
 
-__all__ = ["ActionInfo", "AsyncKwilClient", "BroadcastResult", "ChainInfo", "KwilClient",
-           "TxStatus", "VERSIONS"]
+__all__ = ["AsyncKwilClient", "KwilClient", "VERSIONS"]
 
 VERSIONS = ("v0.9", "v0.10")
-# v0.10 has no fire-and-forget mode: "async" there waits for the mempool check too.
-_SYNC_MODES = {"v0.9": {"async": 0, "mempool": 1, "commit": 2},
-               "v0.10": {"async": 0, "mempool": 0, "commit": 1}}
-_ACTIONS_SQL = ("SELECT name, parameter_names, parameter_types, access_modifiers "
-                "FROM info.actions WHERE namespace = $namespace")
 _TRANSIENT_HTTP = (502, 503, 504)
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class ChainInfo:
-    """`user.chain_info`; `gas` is None on v0.9, which does not report it."""
-
-    chain_id: str
-    height: int
-    block_hash: str
-    gas: bool | None
-
-    @classmethod
-    def from_result(cls, r: dict[str, Any]) -> ChainInfo:
-        return cls(str(r.get("chain_id", "")), int(r.get("block_height") or 0),
-                   str(r.get("block_hash") or ""), r.get("gas"))
-
-
-@dataclass(frozen=True)
-class ActionInfo:
-    """One action: parameters as (name with `$`, type or None when untyped, as v0.9
-    actions are); `public` is True when any signer may execute it (not private, not
-    owner-only); `modifiers` are kwild's upper-case words (PUBLIC, VIEW, OWNER, ...)."""
-
-    name: str
-    parameters: list[tuple[str, str | None]]
-    public: bool
-    modifiers: list[str]
-
-    @property
-    def view(self) -> bool:
-        return "VIEW" in self.modifiers
-
-
-@dataclass(frozen=True)
-class TxStatus:
-    """Where a transaction is: `height` -1 while in the mempool; then `code` 0 = success."""
-
-    height: int
-    code: int
-    log: str
-
-    @property
-    def pending(self) -> bool:
-        return self.height < 0
-
-    @property
-    def ok(self) -> bool:
-        return not self.pending and self.code == 0
-
-    @classmethod
-    def from_result(cls, r: dict[str, Any]) -> TxStatus:
-        result = r.get("tx_result") or {}
-        return cls(int(r.get("height") or 0), int(result.get("code") or 0),
-                   str(result.get("log") or ""))
-
-
-@dataclass(frozen=True)
-class BroadcastResult:
-    """The hash kwild gave the transaction and, in commit mode, its result."""
-
-    tx_hash: str
-    result: TxStatus | None = None
-
-
-@dataclass
-class _Call(Generic[T]):
-    method: str
-    params: dict[str, Any]
-    parse: Callable[[Any], T]
-    none_if_unknown_tx: bool = False
-
-
-def _hash_hex(value: str, version: str) -> str:
-    return base64.b64decode(value).hex() if version == "v0.9" else value.lower()
-
-
-def _access(mods: Sequence[str], public_flag: bool) -> tuple[bool, list[str]]:
-    upper = [str(m).upper() for m in mods or []]
-    return public_flag and "OWNER" not in upper and "PRIVATE" not in upper, upper
-
-
-def _actions_v09(result: dict[str, Any]) -> list[ActionInfo]:
-    schema = result.get("schema") or {}
-    out = []
-    for a in schema.get("actions") or []:
-        public, mods = _access(a.get("modifiers") or [], bool(a.get("public")))
-        out.append(ActionInfo(a["name"], [(p, None) for p in a.get("parameters") or []],
-                              public, mods))
-    for p in schema.get("procedures") or []:
-        public, mods = _access(p.get("modifiers") or [], bool(p.get("public")))
-        params = [(q["name"], (q.get("type") or {}).get("name")) for q in p.get("parameters")
-                  or []]
-        out.append(ActionInfo(p["name"], params, public, mods))
-    return out
-
-
-def _actions_v010(result: dict[str, Any]) -> list[ActionInfo]:
-    columns = result.get("column_names") or []
-    out = []
-    for row in result.get("values") or []:
-        r = dict(zip(columns, row, strict=False))
-        mods = r.get("access_modifiers") or []
-        public, upper = _access(mods, "PUBLIC" in [str(m).upper() for m in mods])
-        names, types = r.get("parameter_names") or [], r.get("parameter_types") or []
-        out.append(ActionInfo(r["name"], list(zip(names, types, strict=True)), public, upper))
-    return out
-
-
-def _call_rows(version: str, result: dict[str, Any]) -> list[dict[str, Any]]:
-    if version == "v0.9":
-        rows = json.loads(base64.b64decode(result.get("result") or "W10="))  # "[]"
-        return list(rows or [])
-    if result.get("error"):
-        raise error_from_tx_result(RPC_ENGINE_INTERNAL, str(result["error"]))
-    qr = result.get("query_result") or {}
-    columns = qr.get("column_names") or []
-    return [dict(zip(columns, row, strict=False)) for row in qr.get("values") or []]
-
-
-class _Requests:
-    """The request and result shapes of each method, per version."""
-
-    @staticmethod
-    def account_nonce(version: str, address: str, pending: bool) -> _Call[int]:
-        ident = address.lower().removeprefix("0x")
-        params: dict[str, Any] = {"status": 1 if pending else 0}
-        if version == "v0.9":
-            params["identifier"] = ident
-        else:
-            params["id"] = {"identifier": ident, "key_type": "secp256k1"}
-        return _Call("user.account", params, lambda r: int(r.get("nonce") or 0))
-
-    @staticmethod
-    def actions(version: str, target: str) -> _Call[list[ActionInfo]]:
-        if version == "v0.9":
-            return _Call("user.schema", {"dbid": target}, _actions_v09)
-        datum = base64.b64encode(b"\x01" + target.encode()).decode()
-        param = {"type": {"name": "text", "is_array": False, "metadata": [0, 0]},
-                 "data": [datum]}
-        return _Call("user.query", {"query": _ACTIONS_SQL, "params": {"$namespace": param}},
-                     _actions_v010)
-
-    @staticmethod
-    def broadcast(version: str, tx: dict[str, Any], sync: str) -> _Call[BroadcastResult]:
-        modes = _SYNC_MODES[version]
-        if sync not in modes:
-            raise ValueError(f"kwild {version} takes sync in {sorted(modes)}, got {sync!r}")
-
-        def parse(r: dict[str, Any]) -> BroadcastResult:
-            res = r.get("result")
-            status = None if res is None else TxStatus(0, int(res.get("code") or 0),
-                                                       str(res.get("log") or ""))
-            return BroadcastResult(_hash_hex(r["tx_hash"], version), status)
-
-        return _Call("user.broadcast", {"tx": tx, "sync": modes[sync]}, parse)
-
-    @staticmethod
-    def tx_query(version: str, tx_hash: str) -> _Call[TxStatus | None]:
-        raw = bytes.fromhex(tx_hash.removeprefix("0x"))
-        value = base64.b64encode(raw).decode() if version == "v0.9" else raw.hex()
-        return _Call("user.tx_query", {"tx_hash": value}, TxStatus.from_result,
-                     none_if_unknown_tx=True)
-
-    @staticmethod
-    def call(version: str, target: str, action: str, arguments: Sequence[Any],
-             sender: str | None) -> _Call[list[dict[str, Any]]]:
-        payload = base64.b64encode(encode_call(version, target, action, list(arguments)))
-        params: dict[str, Any] = {
-            "body": {"payload": payload.decode(), "challenge": ""},
-            "auth_type": "secp256k1_ep" if sender else "",
-            "sender": (sender or "").lower().removeprefix("0x"),
-            "signature": {"sig": "", "type": ""} if version == "v0.9" else "",
-        }
-        return _Call("user.call", params, lambda r: _call_rows(version, r))
 
 
 def _envelope(call: _Call[Any], request_id: int) -> dict[str, Any]:

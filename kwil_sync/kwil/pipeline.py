@@ -39,7 +39,7 @@ from typing import Any, TypeVar
 
 from kwil_sync.ethkeys import EthereumKey
 from kwil_sync.kwil.arguments import PayloadError
-from kwil_sync.kwil.client import KwilClient, TxStatus
+from kwil_sync.kwil.client import KwilClient
 from kwil_sync.kwil.errors import (
     TX_ENCODING_ERROR,
     BroadcastRejected,
@@ -52,6 +52,7 @@ from kwil_sync.kwil.errors import (
     WrongChainId,
 )
 from kwil_sync.kwil.payload import encode_action
+from kwil_sync.kwil.rpc_results import TxStatus
 from kwil_sync.kwil.tx import build_tx, tx_hash
 from kwil_sync.retry import RetryPolicy
 
