@@ -26,7 +26,7 @@ from kwil_sync.kwil.errors import (
     TxFailed,
     error_from_rpc,
 )
-from kwil_sync.kwil.rpc_requests import _Call, _Requests
+from kwil_sync.kwil.rpc_requests import Requests, RpcCall
 from kwil_sync.kwil.rpc_results import ActionInfo, BroadcastResult, ChainInfo, TxStatus
 
 __all__ = ["AsyncKwilClient", "KwilClient", "VERSIONS"]
@@ -36,11 +36,11 @@ _TRANSIENT_HTTP = (502, 503, 504)
 T = TypeVar("T")
 
 
-def _envelope(call: _Call[Any], request_id: int) -> dict[str, Any]:
+def _envelope(call: RpcCall[Any], request_id: int) -> dict[str, Any]:
     return {"jsonrpc": "2.0", "id": request_id, "method": call.method, "params": call.params}
 
 
-def _unwrap(url: str, call: _Call[T], status: int, content: bytes) -> T:
+def _unwrap(url: str, call: RpcCall[T], status: int, content: bytes) -> T:
     try:
         body = json.loads(content)
     except ValueError:
@@ -98,7 +98,7 @@ class KwilClient:
             self._version = _detected(self.chain_info())
         return self._version
 
-    def _run(self, call: _Call[T]) -> T:
+    def _run(self, call: RpcCall[T]) -> T:
         self._ids += 1
         body = json.dumps(_envelope(call, self._ids)).encode()
         try:
@@ -114,15 +114,15 @@ class KwilClient:
 
     def chain_info(self) -> ChainInfo:
         """Chain id, best height and hash (and `gas` from v0.10 on)."""
-        return self._run(_Call("user.chain_info", {}, ChainInfo.from_result))
+        return self._run(RpcCall("user.chain_info", {}, ChainInfo.from_result))
 
     def account_nonce(self, address: str, *, pending: bool = True) -> int:
         """The last nonce the account used (pending counts the mempool); next is + 1."""
-        return self._run(_Requests.account_nonce(self.version, address, pending))
+        return self._run(Requests.account_nonce(self.version, address, pending))
 
     def actions(self, target: str) -> list[ActionInfo]:
         """The actions of a database: dbid on v0.9, namespace on v0.10."""
-        return self._run(_Requests.actions(self.version, target))
+        return self._run(Requests.actions(self.version, target))
 
     def broadcast(self, tx: dict[str, Any], sync: str = "mempool") -> BroadcastResult:
         """Send a signed transaction; `sync` is "async", "mempool" or "commit".
@@ -132,7 +132,7 @@ class KwilClient:
         """
         version = self.version
         try:
-            sent = self._run(_Requests.broadcast(version, tx, sync))
+            sent = self._run(Requests.broadcast(version, tx, sync))
         except TxFailed as failed:  # v0.9 reports commit-mode failures as error -201
             if sync != "commit" or not failed.tx_hash:
                 raise
@@ -149,7 +149,7 @@ class KwilClient:
 
     def tx_query(self, tx_hash: str) -> TxStatus | None:
         """None if the node does not know the hash (error -202); height -1 if pending."""
-        return self._run(_Requests.tx_query(self.version, tx_hash))
+        return self._run(Requests.tx_query(self.version, tx_hash))
 
     def call(self, target: str, action: str, arguments: Sequence[Any] = (), *,
              sender: str | None = None) -> list[dict[str, Any]]:
@@ -157,11 +157,11 @@ class KwilClient:
 
         `arguments` is one list of `{"type", "value"}` dicts; `sender` fills `@caller`.
         """
-        return self._run(_Requests.call(self.version, target, action, arguments, sender))
+        return self._run(Requests.call(self.version, target, action, arguments, sender))
 
     def estimate_price(self, tx: dict[str, Any]) -> str:
         """The fee kwild asks for `tx`, as a decimal string ("0" when gas is off)."""
-        return self._run(_Call("user.estimate_price", {"tx": tx},
+        return self._run(RpcCall("user.estimate_price", {"tx": tx},
                                lambda r: str(r.get("price") or "0")))
 
     def close(self) -> None:
@@ -190,7 +190,7 @@ class AsyncKwilClient:
             self._version = _detected(await self.chain_info())
         return self._version
 
-    async def _run(self, call: _Call[T]) -> T:
+    async def _run(self, call: RpcCall[T]) -> T:
         self._ids += 1
         try:
             response = await self._http.post(f"{self.url}/rpc/v1",
@@ -200,28 +200,28 @@ class AsyncKwilClient:
         return _unwrap(self.url, call, response.status_code, response.content)
 
     async def chain_info(self) -> ChainInfo:
-        return await self._run(_Call("user.chain_info", {}, ChainInfo.from_result))
+        return await self._run(RpcCall("user.chain_info", {}, ChainInfo.from_result))
 
     async def account_nonce(self, address: str, *, pending: bool = True) -> int:
-        return await self._run(_Requests.account_nonce(await self.version(), address, pending))
+        return await self._run(Requests.account_nonce(await self.version(), address, pending))
 
     async def actions(self, target: str) -> list[ActionInfo]:
-        return await self._run(_Requests.actions(await self.version(), target))
+        return await self._run(Requests.actions(await self.version(), target))
 
     async def broadcast(self, tx: dict[str, Any], sync: str = "mempool") -> BroadcastResult:
         """Send a signed transaction (in v0.9 commit mode a failure raises `TxFailed`)."""
-        return await self._run(_Requests.broadcast(await self.version(), tx, sync))
+        return await self._run(Requests.broadcast(await self.version(), tx, sync))
 
     async def tx_query(self, tx_hash: str) -> TxStatus | None:
-        return await self._run(_Requests.tx_query(await self.version(), tx_hash))
+        return await self._run(Requests.tx_query(await self.version(), tx_hash))
 
     async def call(self, target: str, action: str, arguments: Sequence[Any] = (), *,
                    sender: str | None = None) -> list[dict[str, Any]]:
         version = await self.version()
-        return await self._run(_Requests.call(version, target, action, arguments, sender))
+        return await self._run(Requests.call(version, target, action, arguments, sender))
 
     async def estimate_price(self, tx: dict[str, Any]) -> str:
-        return await self._run(_Call("user.estimate_price", {"tx": tx},
+        return await self._run(RpcCall("user.estimate_price", {"tx": tx},
                                      lambda r: str(r.get("price") or "0")))
 
     async def aclose(self) -> None:

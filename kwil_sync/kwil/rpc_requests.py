@@ -4,7 +4,7 @@ PROTOCOLS.md section 3: hashes are base64 bytes in v0.9 and hex in v0.10;
 `user.account` takes `identifier` or `id: {identifier, key_type}`; broadcast sync
 modes are numbered differently; actions come from `user.schema` (v0.9) or from
 `info.actions` through `user.query` (v0.10). Each method is written once as a
-request description (`_Call`: method, params, result parser) that `KwilClient` runs.
+request description (`RpcCall`: method, params, result parser) that `KwilClient` runs.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from kwil_sync.kwil.errors import RPC_ENGINE_INTERNAL, error_from_tx_result
 from kwil_sync.kwil.payload import encode_call
 from kwil_sync.kwil.rpc_results import ActionInfo, BroadcastResult, TxStatus
 
+__all__ = ["Requests", "RpcCall"]
+
 # v0.10 has no fire-and-forget mode: "async" there waits for the mempool check too.
 _SYNC_MODES = {"v0.9": {"async": 0, "mempool": 1, "commit": 2},
                "v0.10": {"async": 0, "mempool": 0, "commit": 1}}
@@ -28,7 +30,7 @@ T = TypeVar("T")
 
 
 @dataclass
-class _Call(Generic[T]):
+class RpcCall(Generic[T]):
     method: str
     params: dict[str, Any]
     parse: Callable[[Any], T]
@@ -82,31 +84,31 @@ def _call_rows(version: str, result: dict[str, Any]) -> list[dict[str, Any]]:
     return [dict(zip(columns, row, strict=False)) for row in qr.get("values") or []]
 
 
-class _Requests:
+class Requests:
     """The request and result shapes of each method, per version."""
 
     @staticmethod
-    def account_nonce(version: str, address: str, pending: bool) -> _Call[int]:
+    def account_nonce(version: str, address: str, pending: bool) -> RpcCall[int]:
         ident = address.lower().removeprefix("0x")
         params: dict[str, Any] = {"status": 1 if pending else 0}
         if version == "v0.9":
             params["identifier"] = ident
         else:
             params["id"] = {"identifier": ident, "key_type": "secp256k1"}
-        return _Call("user.account", params, lambda r: int(r.get("nonce") or 0))
+        return RpcCall("user.account", params, lambda r: int(r.get("nonce") or 0))
 
     @staticmethod
-    def actions(version: str, target: str) -> _Call[list[ActionInfo]]:
+    def actions(version: str, target: str) -> RpcCall[list[ActionInfo]]:
         if version == "v0.9":
-            return _Call("user.schema", {"dbid": target}, _actions_v09)
+            return RpcCall("user.schema", {"dbid": target}, _actions_v09)
         datum = base64.b64encode(b"\x01" + target.encode()).decode()
         param = {"type": {"name": "text", "is_array": False, "metadata": [0, 0]},
                  "data": [datum]}
-        return _Call("user.query", {"query": _ACTIONS_SQL, "params": {"$namespace": param}},
+        return RpcCall("user.query", {"query": _ACTIONS_SQL, "params": {"$namespace": param}},
                      _actions_v010)
 
     @staticmethod
-    def broadcast(version: str, tx: dict[str, Any], sync: str) -> _Call[BroadcastResult]:
+    def broadcast(version: str, tx: dict[str, Any], sync: str) -> RpcCall[BroadcastResult]:
         modes = _SYNC_MODES[version]
         if sync not in modes:
             raise ValueError(f"kwild {version} takes sync in {sorted(modes)}, got {sync!r}")
@@ -117,18 +119,18 @@ class _Requests:
                                                        str(res.get("log") or ""))
             return BroadcastResult(_hash_hex(r["tx_hash"], version), status)
 
-        return _Call("user.broadcast", {"tx": tx, "sync": modes[sync]}, parse)
+        return RpcCall("user.broadcast", {"tx": tx, "sync": modes[sync]}, parse)
 
     @staticmethod
-    def tx_query(version: str, tx_hash: str) -> _Call[TxStatus | None]:
+    def tx_query(version: str, tx_hash: str) -> RpcCall[TxStatus | None]:
         raw = bytes.fromhex(tx_hash.removeprefix("0x"))
         value = base64.b64encode(raw).decode() if version == "v0.9" else raw.hex()
-        return _Call("user.tx_query", {"tx_hash": value}, TxStatus.from_result,
+        return RpcCall("user.tx_query", {"tx_hash": value}, TxStatus.from_result,
                      none_if_unknown_tx=True)
 
     @staticmethod
     def call(version: str, target: str, action: str, arguments: Sequence[Any],
-             sender: str | None) -> _Call[list[dict[str, Any]]]:
+             sender: str | None) -> RpcCall[list[dict[str, Any]]]:
         payload = base64.b64encode(encode_call(version, target, action, list(arguments)))
         params: dict[str, Any] = {
             "body": {"payload": payload.decode(), "challenge": ""},
@@ -136,5 +138,5 @@ class _Requests:
             "sender": (sender or "").lower().removeprefix("0x"),
             "signature": {"sig": "", "type": ""} if version == "v0.9" else "",
         }
-        return _Call("user.call", params, lambda r: _call_rows(version, r))
+        return RpcCall("user.call", params, lambda r: _call_rows(version, r))
 
