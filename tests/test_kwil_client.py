@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -13,7 +12,7 @@ import pytest
 
 from kwil_sync.ethkeys import EthereumKey
 from kwil_sync.kwil import build_tx, dbid, encode_action
-from kwil_sync.kwil.client import AsyncKwilClient, KwilClient
+from kwil_sync.kwil.client import KwilClient
 from kwil_sync.kwil.errors import (
     BroadcastRejected,
     DuplicateTx,
@@ -247,30 +246,3 @@ def test_error_mapping_from_kwild_payloads():
     assert type(plain) is RpcError and plain.code == -32602
     assert type(error_from_tx_result(65535, "ERROR: division by zero")) is TxFailed
 
-
-def test_async_twin(node):
-    async def scenario() -> tuple[str, int, list[dict[str, Any]]]:
-        client = AsyncKwilClient(node.url)
-        try:
-            version = await client.version()
-            nonce = await client.account_nonce(OWNER)
-            int_type = "int" if version == "v0.9" else "int8"
-            payload = encode_action(version, target(node), "add_note",
-                                    [[{"type": int_type, "value": 90},
-                                      {"type": "text", "value": "async"}]])
-            tx = build_tx(KEY, payload, description="", fee="0", nonce=nonce + 1,
-                          chain_id=CHAIN)
-            sent = await client.broadcast(tx, "mempool")
-            for _ in range(200):
-                status = await client.tx_query(sent.tx_hash)
-                if status is not None and not status.pending:
-                    break
-                await asyncio.sleep(0.01)
-            rows = await client.call(target(node), "get_note",
-                                     [{"type": int_type, "value": 90}])
-            return version, nonce, rows
-        finally:
-            await client.aclose()
-
-    version, _, rows = asyncio.run(scenario())
-    assert version == node.version and rows == [{"body": "async"}]

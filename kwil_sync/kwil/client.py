@@ -6,8 +6,7 @@ is in `kwil_sync.kwil.rpc_requests`, the answers' types in `kwil_sync.kwil.rpc_r
 to and returned by this client are always 64-char lowercase hex.
 
 `KwilClient` runs each request one connection per call, as kwild closes every
-connection anyway (`kwil_sync.kwil.direct_http`), or over a given `httpx.Client`;
-`AsyncKwilClient` over an `httpx.AsyncClient`.
+connection anyway (`kwil_sync.kwil.direct_http`), or over a given `httpx.Client`.
 """
 
 from __future__ import annotations
@@ -29,7 +28,7 @@ from kwil_sync.kwil.errors import (
 from kwil_sync.kwil.rpc_requests import Requests, RpcCall
 from kwil_sync.kwil.rpc_results import ActionInfo, BroadcastResult, ChainInfo, TxStatus
 
-__all__ = ["AsyncKwilClient", "KwilClient", "VERSIONS"]
+__all__ = ["KwilClient", "VERSIONS"]
 
 VERSIONS = ("v0.9", "v0.10")
 _TRANSIENT_HTTP = (502, 503, 504)
@@ -173,57 +172,3 @@ class KwilClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-
-class AsyncKwilClient:
-    """The asynchronous twin of `KwilClient` for reads and mempool broadcasts."""
-
-    def __init__(self, url: str, *, version: str = "auto", timeout: float = 10.0,
-                 http: httpx.AsyncClient | None = None) -> None:
-        self.url = url.rstrip("/")
-        self._version = _check_version(version)
-        self._own_http = http is None
-        self._http = http or httpx.AsyncClient(timeout=timeout)
-        self._ids = 0
-
-    async def version(self) -> str:
-        if self._version is None:
-            self._version = _detected(await self.chain_info())
-        return self._version
-
-    async def _run(self, call: RpcCall[T]) -> T:
-        self._ids += 1
-        try:
-            response = await self._http.post(f"{self.url}/rpc/v1",
-                                             json=_envelope(call, self._ids))
-        except (httpx.TransportError, OSError) as exc:
-            raise NodeUnavailable(self.url, type(exc).__name__) from exc
-        return _unwrap(self.url, call, response.status_code, response.content)
-
-    async def chain_info(self) -> ChainInfo:
-        return await self._run(RpcCall("user.chain_info", {}, ChainInfo.from_result))
-
-    async def account_nonce(self, address: str, *, pending: bool = True) -> int:
-        return await self._run(Requests.account_nonce(await self.version(), address, pending))
-
-    async def actions(self, target: str) -> list[ActionInfo]:
-        return await self._run(Requests.actions(await self.version(), target))
-
-    async def broadcast(self, tx: dict[str, Any], sync: str = "mempool") -> BroadcastResult:
-        """Send a signed transaction (in v0.9 commit mode a failure raises `TxFailed`)."""
-        return await self._run(Requests.broadcast(await self.version(), tx, sync))
-
-    async def tx_query(self, tx_hash: str) -> TxStatus | None:
-        return await self._run(Requests.tx_query(await self.version(), tx_hash))
-
-    async def call(self, target: str, action: str, arguments: Sequence[Any] = (), *,
-                   sender: str | None = None) -> list[dict[str, Any]]:
-        version = await self.version()
-        return await self._run(Requests.call(version, target, action, arguments, sender))
-
-    async def estimate_price(self, tx: dict[str, Any]) -> str:
-        return await self._run(RpcCall("user.estimate_price", {"tx": tx},
-                                     lambda r: str(r.get("price") or "0")))
-
-    async def aclose(self) -> None:
-        if self._own_http:
-            await self._http.aclose()
