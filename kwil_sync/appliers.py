@@ -33,7 +33,7 @@ import httpx
 from kwil_sync.ethkeys import EthereumKey
 from kwil_sync.kwil.client import KwilClient
 from kwil_sync.kwil.errors import KwilError
-from kwil_sync.kwil.pipeline import NoncePipeline, SignedTx, while_down
+from kwil_sync.kwil.pipeline import NoncePipeline, PreparedTx, while_down
 from kwil_sync.kwil.rpc_results import BroadcastResult, TxStatus
 from kwil_sync.kwil.values import ValueConversionError, convert_arguments
 from kwil_sync.ledger import Ledger
@@ -41,8 +41,8 @@ from kwil_sync.records import SyncRecord
 from kwil_sync.refusals import Reason, Refusal
 from kwil_sync.replay_recovery import Recovery, resolve_pending
 
-__all__ = ["ActionApplier", "CallResult", "KwilApplier", "OnSigned", "PlannedCall", "Refusal",
-           "plan_call"]
+__all__ = ["ActionApplier", "CallResult", "KwilApplier", "OnCallsPrepared", "PlannedCall",
+           "Refusal", "plan_call"]
 
 ActionParams = list[tuple[str, str | None]]
 HISTORY_ACTION = "save_db_sync"
@@ -71,7 +71,7 @@ class CallResult:
 
 # Runs with each group of signed calls, (call, signed transaction), before any of them
 # is broadcast.
-OnSigned = Callable[[list[tuple[PlannedCall, SignedTx]]], None]
+OnCallsPrepared = Callable[[list[tuple[PlannedCall, PreparedTx]]], None]
 
 
 class ActionApplier(Protocol):
@@ -88,7 +88,7 @@ class ActionApplier(Protocol):
         """Action name (lower case) -> its parameters (name, declared type or None)."""
         ...
 
-    def apply(self, calls: Sequence[PlannedCall], on_signed: OnSigned) -> list[CallResult]:
+    def apply(self, calls: Sequence[PlannedCall], on_signed: OnCallsPrepared) -> list[CallResult]:
         """Execute `calls` in order; `on_signed(group)` before any of a group is sent."""
         ...
 
@@ -190,14 +190,14 @@ class KwilApplier:
     def recover(self, ledger: Ledger, key: str) -> Recovery:
         return resolve_pending(ledger, key, _PatientNode(self.client), self.address)
 
-    def apply(self, calls: Sequence[PlannedCall], on_signed: OnSigned) -> list[CallResult]:
+    def apply(self, calls: Sequence[PlannedCall], on_signed: OnCallsPrepared) -> list[CallResult]:
         if not calls:
             return []
         if self._chain_id is None:
             self._chain_id = while_down(self.client.chain_info).chain_id
         sent: list[PlannedCall] = list(calls)
 
-        def signed(group: list[SignedTx]) -> None:
+        def signed(group: list[PreparedTx]) -> None:
             on_signed([(sent[s.index], s) for s in group])
 
         pipeline = NoncePipeline(self.client, self._key, self._chain_id, self.version,

@@ -23,7 +23,7 @@ from kwil_sync.appliers import (
 )
 from kwil_sync.arweave.data import DocumentNotFound, DocumentTooLarge
 from kwil_sync.arweave.graphql_queries import Page, TxRecord
-from kwil_sync.kwil.pipeline import SignedTx
+from kwil_sync.kwil.pipeline import PreparedTx
 from kwil_sync.ledger import ActionResult, Ledger, SignedAction
 from kwil_sync.proof_checks import Unproven, judge_unproven
 from kwil_sync.proofs import ItemProver
@@ -212,7 +212,7 @@ def apply_batch(applier: ActionApplier, ledger: Ledger, key: str,
     """
     planned, refused = plan_batch(records, schema, applier.version, applier.target)
 
-    def on_signed(group: list[tuple[PlannedCall, SignedTx]]) -> None:  # one fsync a group
+    def on_signed(group: list[tuple[PlannedCall, PreparedTx]]) -> None:  # one fsync a group
         ledger.intend_many(key, [SignedAction(c.record.action_id, s.tx_hash, s.nonce, s.tx,
                                               c.record.tx_id, c.record.provider_address,
                                               c.record.sequence) for c, s in group])

@@ -12,7 +12,7 @@ from kwil_sync.ethkeys import EthereumKey
 from kwil_sync.kwil import build_tx, dbid, encode_action
 from kwil_sync.kwil.client import KwilClient
 from kwil_sync.kwil.errors import NodeUnavailable, WrongChainId
-from kwil_sync.kwil.pipeline import NoncePipeline, SignedTx, TxOutcome
+from kwil_sync.kwil.pipeline import NoncePipeline, PreparedTx, TxOutcome
 from kwil_sync.testing.kwil_node import ActionDef, KwilNodeStandIn, Schema
 
 KEY = "f1aa5a7966c3863ccde3047f6a1e266cdc0c76b399e256b8fede92b1c69e4f4e"
@@ -69,9 +69,9 @@ def test_applies_in_order_and_reports_failures_without_stopping(node):
     batch = calls(node, list(range(60)) + [5] + list(range(60, 120)))  # index 60 repeats id 5
     batch.insert(30, (target(node), "append", [[{"type": "bool", "value": "no"}]]))
     seen_before_broadcast: list[bool] = []
-    groups: list[list[SignedTx]] = []
+    groups: list[list[PreparedTx]] = []
 
-    def on_signed(group: list[SignedTx]) -> None:
+    def on_signed(group: list[PreparedTx]) -> None:
         groups.append(group)
         seen_before_broadcast.extend(node.chain.lookup(s.tx_hash) is not None for s in group)
 
@@ -103,7 +103,7 @@ def test_recovers_from_a_nonce_another_writer_took_mid_window(node):
             other.broadcast(build_tx(KEY, payload, description="other writer", fee="0",
                                      nonce=nonce, chain_id=CHAIN))
 
-    def on_signed(group: list[SignedTx]) -> None:
+    def on_signed(group: list[PreparedTx]) -> None:
         signed.extend((s.index, s.tx_hash) for s in group)
 
     outcomes = pipeline(node, take_a_nonce, window=8).execute(calls(node, range(30)),

@@ -56,7 +56,7 @@ from kwil_sync.kwil.rpc_results import TxStatus
 from kwil_sync.kwil.tx import build_tx, tx_hash
 from kwil_sync.retry import RetryPolicy
 
-__all__ = ["NoncePipeline", "OnSigned", "PipelineStuck", "SignedTx", "TxOutcome", "while_down"]
+__all__ = ["NoncePipeline", "OnPrepared", "PipelineStuck", "PreparedTx", "TxOutcome", "while_down"]
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ _GROUP = 64
 
 
 @dataclass(frozen=True)
-class SignedTx:
+class PreparedTx:
     """`calls[index]` signed with `nonce`, not yet broadcast: `tx` is the exact JSON sent."""
 
     index: int
@@ -93,7 +93,7 @@ class SignedTx:
 
 # Runs with each group of freshly signed transactions before any of them is broadcast
 # (again, with new hashes and nonces, for transactions signed again).
-OnSigned = Callable[[list[SignedTx]], None]
+OnPrepared = Callable[[list[PreparedTx]], None]
 
 
 class PipelineStuck(KwilError):
@@ -174,7 +174,7 @@ class NoncePipeline:
         return self._backoff.call(op)
 
     def execute(self, calls: Sequence[Any], *,
-                on_signed: OnSigned | None = None) -> list[TxOutcome]:
+                on_signed: OnPrepared | None = None) -> list[TxOutcome]:
         """Apply `calls` (each with `target`, `action`, `arguments`) in order.
 
         `on_signed(group)` runs with each group of signed transactions before any of
@@ -202,16 +202,16 @@ class NoncePipeline:
         return status
 
     def _sign(self, indexes: Sequence[int], payloads: dict[int, bytes],
-              first_nonce: int) -> list[SignedTx]:
+              first_nonce: int) -> list[PreparedTx]:
         """Sign `indexes` with consecutive nonces from `first_nonce`."""
         group = []
         for nonce, index in enumerate(indexes, first_nonce):
             tx = build_tx(self._key, payloads[index], description=self.description, fee="0",
                           nonce=nonce, chain_id=self.chain_id)
-            group.append(SignedTx(index, tx_hash(tx, self.version), nonce, tx))
+            group.append(PreparedTx(index, tx_hash(tx, self.version), nonce, tx))
         return group
 
-    def _send(self, signed: SignedTx) -> _Sent | TxOutcome | None:
+    def _send(self, signed: PreparedTx) -> _Sent | TxOutcome | None:
         """Broadcast one; None when its nonce is taken (resync and sign again)."""
         while True:
             try:
@@ -252,7 +252,7 @@ class _Run:
 
     def __init__(self, pipeline: NoncePipeline, payloads: dict[int, bytes],
                  outcomes: dict[int, TxOutcome],
-                 on_signed: OnSigned | None) -> None:
+                 on_signed: OnPrepared | None) -> None:
         self.p, self.payloads, self.outcomes, self.on_signed = (pipeline, payloads, outcomes,
                                                                 on_signed)
         self.cond = threading.Condition()
@@ -303,7 +303,7 @@ class _Run:
                                     f"is another writer using {self.p.address}?")
             next_nonce = self._resync()
 
-    def _send_group(self, group: list[SignedTx], next_nonce: int) -> tuple[bool, int]:
+    def _send_group(self, group: list[PreparedTx], next_nonce: int) -> tuple[bool, int]:
         """Broadcast `group` in order. Stops early when a nonce is taken, when one is
         refused at the door (its nonce stays free, so the rest must be signed again) or
         when the node forgot what it held (the caller resyncs). Returns (a nonce was
