@@ -25,7 +25,7 @@ import httpx
 from kwil_sync.arweave.data import GatewayError
 from kwil_sync.arweave.transaction import Transaction
 
-__all__ = ["GatewayClient", "GatewayUnavailable", "TxStatus", "WalletNotFunded"]
+__all__ = ["ArweaveTxStatus", "GatewayClient", "GatewayUnavailable", "WalletNotFunded"]
 
 _EXCERPT = 300
 
@@ -47,7 +47,7 @@ class GatewayUnavailable(_WriteSideError):
 
 
 @dataclass(frozen=True)
-class TxStatus:
+class ArweaveTxStatus:
     """Where a transaction stands: "pending", "confirmed" (with its block) or "not_found"."""
 
     id: str
@@ -124,19 +124,19 @@ class GatewayClient:
             self._request("POST", "/chunk", f"post chunk {i} of transaction {tx.id}",
                           json=chunk, id=tx.id)
 
-    def tx_status(self, id: str) -> TxStatus:
+    def tx_status(self, id: str) -> ArweaveTxStatus:
         """Pending, confirmed (with block height and confirmations) or not found."""
         try:
             response = self._request("GET", f"/tx/{id}/status", f"status of {id}", id=id)
         except GatewayError as exc:
             if exc.status == 404:
-                return TxStatus(id, "not_found")
+                return ArweaveTxStatus(id, "not_found")
             raise
         if response.status_code == 202 or response.text.strip() == "Pending":
-            return TxStatus(id, "pending")
+            return ArweaveTxStatus(id, "pending")
         body = response.json()
-        return TxStatus(id, "confirmed", int(body["block_height"]),
-                        int(body["number_of_confirmations"]))
+        return ArweaveTxStatus(id, "confirmed", int(body["block_height"]),
+                               int(body["number_of_confirmations"]))
 
     def close(self) -> None:
         if self._own_http:
