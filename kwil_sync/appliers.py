@@ -36,6 +36,7 @@ from kwil_sync.kwil.errors import KwilError
 from kwil_sync.kwil.pipeline import NoncePipeline, PreparedTx, while_down
 from kwil_sync.kwil.rpc_results import BroadcastResult, TxStatus
 from kwil_sync.kwil.values import ValueConversionError, convert_arguments
+from kwil_sync.kwil.versions import V09
 from kwil_sync.ledger import Ledger
 from kwil_sync.records import SyncRecord
 from kwil_sync.refusals import Reason, Refusal
@@ -226,7 +227,7 @@ class KwilApplier:
     def applied_elsewhere(self) -> Iterable[str]:
         if not self.db_sync_history:
             return []
-        if self.version != "v0.9":
+        if self.version != V09:
             raise KwilError("db_sync_history is a kwild v0.9 convention (extensions are gone "
                             "in v0.10): turn it off for this target")
         answer = httpx.post(f"{self.client.url}/rpc/v1", timeout=30, json={

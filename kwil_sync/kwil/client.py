@@ -27,10 +27,10 @@ from kwil_sync.kwil.errors import (
 )
 from kwil_sync.kwil.rpc_requests import Requests, RpcCall
 from kwil_sync.kwil.rpc_results import ActionInfo, BroadcastResult, ChainInfo, TxStatus
+from kwil_sync.kwil.versions import V010, V09, VERSIONS
 
-__all__ = ["KwilClient", "VERSIONS"]
+__all__ = ["KwilClient"]
 
-VERSIONS = ("v0.9", "v0.10")
 _TRANSIENT_HTTP = (502, 503, 504)
 T = TypeVar("T")
 
@@ -65,7 +65,7 @@ def _check_version(version: str) -> str | None:
 
 
 def _detected(info: ChainInfo) -> str:
-    return "v0.10" if info.gas is not None else "v0.9"
+    return V010 if info.gas is not None else V09
 
 
 class KwilClient:

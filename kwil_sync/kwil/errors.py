@@ -17,6 +17,7 @@ import re
 from typing import Any
 
 from kwil_sync.errors import KwilSyncError
+from kwil_sync.kwil.versions import V09
 
 __all__ = [
     "RPC_BROADCAST_REJECTED", "RPC_ENGINE_INTERNAL", "RPC_ENGINE_NOT_FOUND", "RPC_INVALID_PARAMS",
@@ -48,7 +49,7 @@ _FIRST_ENGINE_CODE = 100
 
 def tx_unknown_error_code(version: str) -> int:
     """CodeUnknownError: MaxUint32 in v0.9 (uint32 codes), MaxUint16 in v0.10."""
-    return 0xFFFFFFFF if version == "v0.9" else 0xFFFF
+    return 0xFFFFFFFF if version == V09 else 0xFFFF
 
 
 class KwilError(KwilSyncError):
@@ -187,7 +188,7 @@ def _broadcast_error(message: str, data: Any) -> KwilError:
         TX_INVALID_SIGNATURE: InvalidSignature,
     }
     kind = kinds.get(tx_code)
-    if kind is None and tx_code != tx_unknown_error_code("v0.9"):  # v0.9: a failed execution
+    if kind is None and tx_code != tx_unknown_error_code(V09):  # v0.9: a failed execution
         kind = _kind_from_log(log)
     if kind is not None:
         return kind(message, tx_code=tx_code, tx_hash=tx_hash, log=log, data=data)

@@ -18,12 +18,13 @@ from typing import Any, Generic, TypeVar
 from kwil_sync.kwil.errors import RPC_ENGINE_INTERNAL, error_from_tx_result
 from kwil_sync.kwil.payload import encode_call
 from kwil_sync.kwil.rpc_results import ActionInfo, BroadcastResult, TxStatus
+from kwil_sync.kwil.versions import V010, V09
 
 __all__ = ["Requests", "RpcCall"]
 
 # v0.10 has no fire-and-forget mode: "async" there waits for the mempool check too.
-_SYNC_MODES = {"v0.9": {"async": 0, "mempool": 1, "commit": 2},
-               "v0.10": {"async": 0, "mempool": 0, "commit": 1}}
+_SYNC_MODES = {V09: {"async": 0, "mempool": 1, "commit": 2},
+               V010: {"async": 0, "mempool": 0, "commit": 1}}
 _ACTIONS_SQL = ("SELECT name, parameter_names, parameter_types, access_modifiers "
                 "FROM info.actions WHERE namespace = $namespace")
 T = TypeVar("T")
@@ -38,7 +39,7 @@ class RpcCall(Generic[T]):
 
 
 def _hash_hex(value: str, version: str) -> str:
-    return base64.b64decode(value).hex() if version == "v0.9" else value.lower()
+    return base64.b64decode(value).hex() if version == V09 else value.lower()
 
 
 def _access(mods: Sequence[str], public_flag: bool) -> tuple[bool, list[str]]:
@@ -74,7 +75,7 @@ def _actions_v010(result: dict[str, Any]) -> list[ActionInfo]:
 
 
 def _call_rows(version: str, result: dict[str, Any]) -> list[dict[str, Any]]:
-    if version == "v0.9":
+    if version == V09:
         rows = json.loads(base64.b64decode(result.get("result") or "W10="))  # "[]"
         return list(rows or [])
     if result.get("error"):
@@ -91,7 +92,7 @@ class Requests:
     def account_nonce(version: str, address: str, pending: bool) -> RpcCall[int]:
         ident = address.lower().removeprefix("0x")
         params: dict[str, Any] = {"status": 1 if pending else 0}
-        if version == "v0.9":
+        if version == V09:
             params["identifier"] = ident
         else:
             params["id"] = {"identifier": ident, "key_type": "secp256k1"}
@@ -99,7 +100,7 @@ class Requests:
 
     @staticmethod
     def actions(version: str, target: str) -> RpcCall[list[ActionInfo]]:
-        if version == "v0.9":
+        if version == V09:
             return RpcCall("user.schema", {"dbid": target}, _actions_v09)
         datum = base64.b64encode(b"\x01" + target.encode()).decode()
         param = {"type": {"name": "text", "is_array": False, "metadata": [0, 0]},
@@ -124,7 +125,7 @@ class Requests:
     @staticmethod
     def tx_query(version: str, tx_hash: str) -> RpcCall[TxStatus | None]:
         raw = bytes.fromhex(tx_hash.removeprefix("0x"))
-        value = base64.b64encode(raw).decode() if version == "v0.9" else raw.hex()
+        value = base64.b64encode(raw).decode() if version == V09 else raw.hex()
         return RpcCall("user.tx_query", {"tx_hash": value}, TxStatus.from_result,
                      none_if_unknown_tx=True)
 
@@ -136,7 +137,7 @@ class Requests:
             "body": {"payload": payload.decode(), "challenge": ""},
             "auth_type": "secp256k1_ep" if sender else "",
             "sender": (sender or "").lower().removeprefix("0x"),
-            "signature": {"sig": "", "type": ""} if version == "v0.9" else "",
+            "signature": {"sig": "", "type": ""} if version == V09 else "",
         }
         return RpcCall("user.call", params, lambda r: _call_rows(version, r))
 
