@@ -33,7 +33,7 @@ import httpx
 from kwil_sync.ethkeys import EthereumKey
 from kwil_sync.kwil.client import KwilClient
 from kwil_sync.kwil.errors import KwilError
-from kwil_sync.kwil.pipeline import NoncePipeline, PreparedTx, while_down
+from kwil_sync.kwil.pipeline import NoncePipeline, PreparedTx, TxOutcome, while_down
 from kwil_sync.kwil.rpc_results import BroadcastResult, TxStatus
 from kwil_sync.kwil.values import ValueConversionError, convert_arguments
 from kwil_sync.kwil.versions import V09
@@ -61,13 +61,28 @@ class PlannedCall:
 
 @dataclass(frozen=True)
 class CallResult:
-    """The node's result for one call; `height` None when it never entered a block."""
+    """What became of one record's call: the ledger completes it under `action_id`.
+
+    The pipeline's `TxOutcome` is the same answer keyed by position in the batch (it
+    knows transactions, not records); the applier turns each into this. `height` is
+    None when the transaction never entered a block.
+    """
 
     action_id: str
     tx_hash: str
     code: int
     log: str
     height: int | None
+
+    @property
+    def ok(self) -> bool:
+        """Executed in a block with code 0."""
+        return self.code == 0 and self.height is not None
+
+    @classmethod
+    def of(cls, action_id: str, outcome: TxOutcome) -> CallResult:
+        """The pipeline's outcome for the transaction that carried record `action_id`."""
+        return cls(action_id, outcome.tx_hash, outcome.code, outcome.log, outcome.height)
 
 
 # Runs with each group of signed calls, (call, signed transaction), before any of them
@@ -204,12 +219,10 @@ class KwilApplier:
         pipeline = NoncePipeline(self.client, self._key, self._chain_id, self.version,
                                  **self._options)
         outcomes = pipeline.execute(sent, on_signed=signed)
-        results = [CallResult(c.record.action_id, o.tx_hash, o.code, o.log, o.height)
-                   for c, o in zip(sent, outcomes, strict=True)]
+        results = [CallResult.of(c.record.action_id, outcome)
+                   for c, outcome in zip(sent, outcomes, strict=True)]
         if self.db_sync_history:
-            done = [c.record for c, r in zip(sent, results, strict=True) if r.code == 0
-                    and r.height is not None]
-            self._write_history(done)
+            self._write_history([c.record for c, r in zip(sent, results, strict=True) if r.ok])
         return results
 
     def _write_history(self, records: list[SyncRecord]) -> None:

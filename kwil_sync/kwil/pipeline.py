@@ -61,7 +61,11 @@ __all__ = ["NoncePipeline", "OnPrepared", "PipelineStuck", "PreparedTx", "TxOutc
 
 @dataclass(frozen=True)
 class TxOutcome:
-    """What became of `calls[index]`: `height` None when it never entered a block."""
+    """What became of `calls[index]`: `height` None when it never entered a block.
+
+    The pipeline knows positions and transactions only; `appliers.CallResult` is the
+    same answer for a sync record (keyed by its action id).
+    """
 
     index: int
     tx_hash: str
@@ -71,6 +75,7 @@ class TxOutcome:
 
     @property
     def ok(self) -> bool:
+        """Executed in a block with code 0."""
         return self.code == 0 and self.height is not None
 
 
