@@ -21,18 +21,14 @@ missing history row never re-applies anything, the ledger is the authority).
 
 from __future__ import annotations
 
-import base64
-import json
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
-import httpx
-
 from kwil_sync.ethkeys import EthereumKey
 from kwil_sync.kwil.client import KwilClient
-from kwil_sync.kwil.errors import KwilError
+from kwil_sync.kwil.errors import KwilError, RpcError, TxFailed
 from kwil_sync.kwil.pipeline import NoncePipeline, PreparedTx, TxOutcome, while_down
 from kwil_sync.kwil.rpc_results import BroadcastResult, TxStatus
 from kwil_sync.kwil.values import ValueConversionError, convert_arguments
@@ -243,11 +239,9 @@ class KwilApplier:
         if self.version != V09:
             raise KwilError("db_sync_history is a kwild v0.9 convention (extensions are gone "
                             "in v0.10): turn it off for this target")
-        answer = httpx.post(f"{self.client.url}/rpc/v1", timeout=30, json={
-            "jsonrpc": "2.0", "id": 1, "method": "user.query",
-            "params": {"dbid": self.target, "query": "SELECT id FROM db_sync_history"}}).json()
-        if answer.get("error"):
-            raise KwilError(f"cannot read db_sync_history on {self.target}: "
-                            f"{answer['error'].get('message')}")
-        rows = json.loads(base64.b64decode(answer["result"]["result"] or "W10="))
-        return [str(row["id"]) for row in rows or []]
+        try:
+            rows = self.client.query("SELECT id FROM db_sync_history", dbid=self.target)
+        except (RpcError, TxFailed) as exc:  # kwild's own words, as the message says them
+            said = exc.message if isinstance(exc, RpcError) else exc.log
+            raise KwilError(f"cannot read db_sync_history on {self.target}: {said}") from exc
+        return [str(row["id"]) for row in rows]

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from kwil_sync.appliers import KwilApplier
 from kwil_sync.ethkeys import EthereumKey
 from kwil_sync.kwil import build_tx, dbid, encode_action
 from kwil_sync.kwil.client import KwilClient
@@ -17,6 +18,7 @@ from kwil_sync.kwil.errors import (
     BroadcastRejected,
     DuplicateTx,
     InvalidSignature,
+    KwilError,
     NodeUnavailable,
     NonceError,
     NotOwner,
@@ -152,6 +154,37 @@ def test_view_call_and_its_errors(node, client):
     with pytest.raises(UnknownAction):
         client.call("nowhere" if node.version == "v0.10" else "x" + "0" * 56, "get_note", [])
     assert client.estimate_price(signed(client, "add_note", [8, "x"])) == "0"
+
+
+def test_read_query_on_both_versions(node, client):
+    client.broadcast(signed(client, "add_note", [40, "queried"]), "commit")
+    if node.version == "v0.9":
+        rows = client.query("SELECT id, body FROM notes WHERE id = 40", dbid=target(node))
+        with pytest.raises(ValueError, match="give its dbid"):
+            client.query("SELECT id FROM notes")
+    else:
+        rows = client.query("SELECT id, body FROM notes.notes WHERE id = 40")
+        with pytest.raises(ValueError, match="takes no dbid"):
+            client.query("SELECT id FROM notes.notes", dbid="notes")
+    assert rows == [{"id": 40, "body": "queried"}]
+    dbid_arg = {"dbid": target(node)} if node.version == "v0.9" else {}
+    with pytest.raises(RpcError):  # kwild runs user.query read-only
+        client.query(f"DELETE FROM {'notes' if dbid_arg else 'notes.notes'}", **dbid_arg)
+
+
+def test_the_2023_history_is_read_through_the_client(node, client):
+    applier = KwilApplier(client, KEY, target(node), db_sync_history=True)
+    if node.version == "v0.10":
+        with pytest.raises(KwilError, match="v0.9 convention"):
+            applier.applied_elsewhere()
+        return
+    # this database has no db_sync_history table: kwild's words, in a KwilError
+    with pytest.raises(KwilError, match=f"cannot read db_sync_history on {target(node)}: "
+                                        "no such table"):
+        applier.applied_elsewhere()
+    down = KwilClient(f"http://127.0.0.1:{free_port()}", version="v0.9", timeout=2)
+    with pytest.raises(NodeUnavailable):
+        KwilApplier(down, KEY, target(node), db_sync_history=True).applied_elsewhere()
 
 
 def test_node_not_running_is_node_unavailable():

@@ -150,6 +150,17 @@ class KwilClient:
         """None if the node does not know the hash (error -202); height -1 if pending."""
         return self._run(Requests.tx_query(self.version, tx_hash))
 
+    def query(self, sql: str, *, dbid: str | None = None) -> list[dict[str, Any]]:
+        """Rows of one read-only query (`user.query`; kwild refuses any that writes).
+
+        On v0.9 the query runs in database `dbid` (required there); on v0.10 it names
+        its tables `namespace.table` and takes no dbid.
+
+        Raises:
+            ValueError: `dbid` missing on v0.9, or given on v0.10.
+        """
+        return self._run(Requests.query(self.version, sql, dbid))
+
     def call(self, target: str, action: str, arguments: Sequence[Any] = (), *,
              sender: str | None = None) -> list[dict[str, Any]]:
         """Run a view action (unsigned, like kwil-js on an open node); returns its rows.
@@ -161,7 +172,7 @@ class KwilClient:
     def estimate_price(self, tx: dict[str, Any]) -> str:
         """The fee kwild asks for `tx`, as a decimal string ("0" when gas is off)."""
         return self._run(RpcCall("user.estimate_price", {"tx": tx},
-                               lambda r: str(r.get("price") or "0")))
+                                 lambda r: str(r.get("price") or "0")))
 
     def close(self) -> None:
         """Nothing to release without an `httpx.Client`; a given one stays open."""

@@ -32,6 +32,11 @@ T = TypeVar("T")
 
 @dataclass
 class RpcCall(Generic[T]):
+    """One JSON-RPC request: `method`, `params`, and `parse` for its `result`.
+
+    `none_if_unknown_tx`: kwild's "transaction not found" answer (-202) means None.
+    """
+
     method: str
     params: dict[str, Any]
     parse: Callable[[Any], T]
@@ -74,10 +79,28 @@ def _actions_v010(result: dict[str, Any]) -> list[ActionInfo]:
     return out
 
 
+def _rows_v09(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """v0.9 answers rows as base64 JSON in `result`."""
+    rows = json.loads(base64.b64decode(result.get("result") or "W10="))  # "[]"
+    return list(rows or [])
+
+
+def _query_rows(version: str, result: dict[str, Any]) -> list[dict[str, Any]]:
+    if version == V09:
+        return _rows_v09(result)
+    columns = result.get("column_names") or []
+    return [dict(zip(columns, row, strict=False)) for row in result.get("values") or []]
+
+
+def _text_param(value: str) -> dict[str, Any]:
+    """A v0.10 query parameter of type text: one non-null datum."""
+    datum = base64.b64encode(b"\x01" + value.encode()).decode()
+    return {"type": {"name": "text", "is_array": False, "metadata": [0, 0]}, "data": [datum]}
+
+
 def _call_rows(version: str, result: dict[str, Any]) -> list[dict[str, Any]]:
     if version == V09:
-        rows = json.loads(base64.b64decode(result.get("result") or "W10="))  # "[]"
-        return list(rows or [])
+        return _rows_v09(result)
     if result.get("error"):
         raise error_from_tx_result(RPC_ENGINE_INTERNAL, str(result["error"]))
     qr = result.get("query_result") or {}
@@ -90,6 +113,7 @@ class Requests:
 
     @staticmethod
     def account_nonce(version: str, address: str, pending: bool) -> RpcCall[int]:
+        """`user.account`: the account's last nonce (`pending` counts the mempool)."""
         ident = address.lower().removeprefix("0x")
         params: dict[str, Any] = {"status": 1 if pending else 0}
         if version == V09:
@@ -100,16 +124,15 @@ class Requests:
 
     @staticmethod
     def actions(version: str, target: str) -> RpcCall[list[ActionInfo]]:
+        """`user.schema` (v0.9, by dbid) or `info.actions` (v0.10, by namespace)."""
         if version == V09:
             return RpcCall("user.schema", {"dbid": target}, _actions_v09)
-        datum = base64.b64encode(b"\x01" + target.encode()).decode()
-        param = {"type": {"name": "text", "is_array": False, "metadata": [0, 0]},
-                 "data": [datum]}
-        return RpcCall("user.query", {"query": _ACTIONS_SQL, "params": {"$namespace": param}},
-                     _actions_v010)
+        params = {"$namespace": _text_param(target)}
+        return RpcCall("user.query", {"query": _ACTIONS_SQL, "params": params}, _actions_v010)
 
     @staticmethod
     def broadcast(version: str, tx: dict[str, Any], sync: str) -> RpcCall[BroadcastResult]:
+        """`user.broadcast` in sync mode "async", "mempool" or "commit"."""
         modes = _SYNC_MODES[version]
         if sync not in modes:
             raise ValueError(f"kwild {version} takes sync in {sorted(modes)}, got {sync!r}")
@@ -124,14 +147,29 @@ class Requests:
 
     @staticmethod
     def tx_query(version: str, tx_hash: str) -> RpcCall[TxStatus | None]:
+        """`user.tx_query` by hex hash; None when the node does not know it."""
         raw = bytes.fromhex(tx_hash.removeprefix("0x"))
         value = base64.b64encode(raw).decode() if version == V09 else raw.hex()
         return RpcCall("user.tx_query", {"tx_hash": value}, TxStatus.from_result,
-                     none_if_unknown_tx=True)
+                       none_if_unknown_tx=True)
+
+    @staticmethod
+    def query(version: str, sql: str, dbid: str | None) -> RpcCall[list[dict[str, Any]]]:
+        """`user.query`: one read-only query; v0.9 runs it in database `dbid` (required
+        there), v0.10 names tables `namespace.table` (no dbid)."""
+        params: dict[str, Any] = {"query": sql}
+        if version == V09:
+            if not dbid:
+                raise ValueError("kwild v0.9 runs a query in one database: give its dbid")
+            params["dbid"] = dbid
+        elif dbid is not None:
+            raise ValueError("kwild v0.10 takes no dbid: name the tables namespace.table")
+        return RpcCall("user.query", params, lambda r: _query_rows(version, r))
 
     @staticmethod
     def call(version: str, target: str, action: str, arguments: Sequence[Any],
              sender: str | None) -> RpcCall[list[dict[str, Any]]]:
+        """`user.call`: an unsigned view action call; `sender` fills `@caller`."""
         payload = base64.b64encode(encode_call(version, target, action, list(arguments)))
         params: dict[str, Any] = {
             "body": {"payload": payload.decode(), "challenge": ""},
