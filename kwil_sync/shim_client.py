@@ -109,7 +109,6 @@ class ShimClient:
         return PendingBatch([PendingItem(i.item_id, i.action_id, i.original_dbid, i.sequence,
                                          i.raw) for i in r.items], r.remaining, report)
 
-    pending = lease  # the name of the gRPC call (PendingItems), kept for its callers
 
     def ack(self, item_ids: Iterable[str], receipts: Mapping[str, str] | None = None
             ) -> AckResult:

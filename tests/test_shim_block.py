@@ -18,7 +18,7 @@ def test_the_block_client_talks_to_the_shim(tmp_path: Path) -> None:
     try:
         with SyncShim(address=running.address, timeout_seconds=5).get_client() as client:
             assert client.status() == []
-            assert client.pending(10).items == []
+            assert client.lease(10).items == []
     finally:
         running.stop(0)
     assert "22" * 32 not in repr(running.config)  # the key stays out of reprs

@@ -226,10 +226,10 @@ def test_sync_shim_api_saves_reports_leases_and_acks(shim: RunningShim) -> None:
         assert (first.sequence, first.repeated, again.repeated) == (1, False, True)
         assert again.item_id == first.item_id and first.url.endswith(first.item_id)
         client.save_action(local_db_name=NAME, action_name="ping", values=[])
-        batch = client.pending(1, holder="run-a")
+        batch = client.lease(1, holder="run-a")
         assert [i.item_id for i in batch.items] == [first.item_id] and batch.remaining == 1
         assert DataItem.parse(batch.items[0].raw).id == first.item_id
-        assert client.pending(5, holder="run-b").items[0].sequence == 2
+        assert client.lease(5, holder="run-b").items[0].sequence == 2
         ack = client.ack([first.item_id, "unknown"])
         assert (ack.acknowledged, ack.unknown_ids) == (1, ["unknown"])
         [status] = client.status()
@@ -239,7 +239,7 @@ def test_sync_shim_api_saves_reports_leases_and_acks(shim: RunningShim) -> None:
         error = refusal(lambda: client.save_action(local_db_name=NAME, action_name="nope",
                                                    values=[]))
         assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
-        error = refusal(lambda: client.pending(5000))
+        error = refusal(lambda: client.lease(5000))
         assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 

@@ -84,7 +84,7 @@ def test_a_failed_later_argument_set_voids_the_call_made_for_the_first(world: Wo
     assert world.node.chain.extensions.calls == calls_before + 1  # type: ignore[union-attr]
     assert world.node.rows(world.target, "SELECT count(*) AS n FROM messages")[0]["n"] == 5
 
-    batch = world.client.pending(100, holder="t")
+    batch = world.client.lease(100, holder="t")
     assert (batch.confirmation.confirmed, batch.confirmation.voided) == (5, 1)
     assert batch.confirmation.transactions == 6  # one tx_query per transaction
     records = records_of([i.raw for i in batch.items])
@@ -115,7 +115,7 @@ def test_a_failed_statement_after_the_call_voids_it(tmp_path: Path) -> None:
         [outcome] = pipeline.execute([(w.target, "post_twice", [args])])
         assert outcome.code != 0
         assert [c.state for c in w.client.calls()] == ["waiting"]  # the call was made
-        batch = w.client.pending(10, holder="t")
+        batch = w.client.lease(10, holder="t")
         assert (batch.items, batch.confirmation.voided) == ([], 1)
         assert w.node.rows(w.target, "SELECT * FROM messages") == []
     finally:
@@ -142,7 +142,7 @@ def test_a_replayed_block_makes_repeated_calls_that_become_one_record(tmp_path: 
             sender.join(0.05)
         sender.join()
         assert hub.calls == 9
-        batch = w.client.pending(10, holder="t")
+        batch = w.client.lease(10, holder="t")
         records = records_of([i.raw for i in batch.items])
         assert len(records) == 3 and batch.confirmation.confirmed == 3
         assert sorted(r.tx.tx_hash for r in records if r.tx) == sorted(done)
@@ -160,7 +160,7 @@ def test_a_node_syncing_from_genesis_repeats_every_call_and_adds_no_record(
         world: World) -> None:
     world.workload.run(world.workload.plan(6))
     world.workload.run_rolled_back()
-    first = world.client.pending(100, holder="t")
+    first = world.client.lease(100, holder="t")
     rows = world.node.rows(world.target, "SELECT * FROM messages ORDER BY id")
     hub = world.node.chain.extensions
     assert hub is not None and len(first.items) == 6
@@ -168,7 +168,7 @@ def test_a_node_syncing_from_genesis_repeats_every_call_and_adds_no_record(
     assert world.node.replay_chain() == 7  # same results, or it raises
     assert hub.calls == 2 * before  # every call made again, the rolled-back one too
     assert world.node.rows(world.target, "SELECT * FROM messages ORDER BY id") == rows
-    again = world.client.pending(100, holder="t")
+    again = world.client.lease(100, holder="t")
     assert [i.item_id for i in again.items] == [i.item_id for i in first.items]
     assert again.confirmation.transactions == 0  # nothing new to confirm
     assert [c.state for c in world.client.calls()].count("voided") == 1
@@ -178,11 +178,11 @@ def test_the_node_down_during_confirmation_uploads_nothing_until_it_answers(
         world: World) -> None:
     world.workload.run(world.workload.plan(4))
     world.node.go_down()
-    batch = world.client.pending(10, holder="t")
+    batch = world.client.lease(10, holder="t")
     assert batch.items == [] and "did not answer" in batch.confirmation.node_error
     assert [c.state for c in world.client.calls()] == ["waiting"] * 4
     world.node.come_up()
-    batch = world.client.pending(10, holder="t")
+    batch = world.client.lease(10, holder="t")
     assert batch.confirmation.confirmed == 4 and len(batch.items) == 4
 
 
@@ -228,7 +228,7 @@ def test_a_transaction_the_node_never_saw_is_reported_unconfirmed(tmp_path: Path
                                      values=["1", "ghost", EthereumKey(USER).address, "1"],
                                      tx_hash="ab" * 32, height=3)
         assert saved.tied and saved.state == "waiting" and saved.item_id == ""
-        batch = w.client.pending(10, holder="t")
+        batch = w.client.lease(10, holder="t")
         assert batch.items == [] and batch.confirmation.unconfirmed == 1
         [status] = w.client.status()
         assert (status.unconfirmed, status.pending) == (1, 0)

@@ -68,7 +68,7 @@ def test_calls_survive_a_sigkill_before_confirmation(tmp_path: Path) -> None:
 
         shim.start()  # same outbox, same port
         with ShimClient(address) as client:
-            batch = client.pending(100, holder="after-restart")
+            batch = client.lease(100, holder="after-restart")
             assert (batch.confirmation.confirmed, batch.confirmation.voided) == (5, 1)
             records = [SyncRecord.from_item(DataItem.parse(i.raw)) for i in batch.items]
             assert sorted(r.tx.tx_hash for r in records if r.tx) == sorted(committed)
@@ -78,7 +78,7 @@ def test_calls_survive_a_sigkill_before_confirmation(tmp_path: Path) -> None:
             published = {r.tx.tx_hash for r in records if r.tx}
             assert dead_call[0].tx_hash not in published
             assert not {c.tx_hash for c in client.calls()} & {dead_call[0].tx_hash}
-            again = client.pending(100, holder="after-restart")  # nothing changes on a rerun
+            again = client.lease(100, holder="after-restart")  # nothing changes on a rerun
             assert [i.item_id for i in again.items] == [i.item_id for i in batch.items]
             assert again.confirmation.transactions == 0
     finally:

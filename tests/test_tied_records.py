@@ -123,7 +123,7 @@ def test_v010_save_action_with_the_tx_hash_is_confirmed_like_v09(tmp_path: Path)
                                            values=[*post.values[:2], author, post.values[2]],
                                            tx_hash=outcome.tx_hash)
                 assert saved.tied and saved.state == "waiting"
-            batch = client.pending(10, holder="v010")
+            batch = client.lease(10, holder="v010")
             assert (batch.confirmation.confirmed, batch.confirmation.voided) == (1, 1)
             [record] = [SyncRecord.from_item(DataItem.parse(i.raw)) for i in batch.items]
             assert record.tx is not None and record.tx.tx_hash == ok.tx_hash

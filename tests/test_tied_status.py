@@ -30,7 +30,7 @@ def test_status_counts_and_warns_about_untied_records(tmp_path: Path) -> None:
                                values=values)  # the 2023 form: untied
             client.save_action(local_db_name="messages", action_name="post_message_sync",
                                values=values, tx_hash="cd" * 32)  # a transaction nobody sent
-            client.pending(10, holder="status-test")  # one confirmation pass
+            client.lease(10, holder="status-test")  # one confirmation pass
         status = collect_status(ledger=str(tmp_path / "none.sqlite"), shim=shim.address)
         [row] = status["outbox"]
         assert row["database"] == target

@@ -61,7 +61,7 @@ def test_two_validators_write_one_action_that_restores_once(tmp_path: Path) -> N
             KwilClient(node.url, version="v0.9").broadcast(tx)
             assert node.make_block() == 1
             with ShimClient(shim.address) as client:
-                [item] = client.pending(10, holder="v").items
+                [item] = client.lease(10, holder="v").items
             records.append(SyncRecord.from_item(DataItem.parse(item.raw)))
         first, second = records
         assert first.action_id == second.action_id and first.tx == second.tx
