@@ -130,9 +130,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Prefect's server telemetry phones home; nothing here may leave the machine unasked.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     if argv[:1] == ["shim"]:
+        from kwil_sync.cli.shim import shim_config
         from kwil_sync.shim.__main__ import main as shim_main
 
-        return int(shim_main(argv[1:]) or 0)
+        return int(shim_main(argv[1:], parse=shim_config) or 0)
     args = build_parser().parse_args(argv)
     if args.command in ("restore", "follow", "backfill"):
         from kwil_sync.cli.runs import run_flow_command

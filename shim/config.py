@@ -1,4 +1,6 @@
-"""The shim's configuration: from command-line flags, a KwilNode block, or a key file.
+"""The shim's configuration: from command-line flags, a key file, or node settings the
+command line read from a KwilNode block (`kwil-sync shim --kwil-node-block`; the shim
+itself never loads Prefect blocks, so blocks can build shim clients without a cycle).
 
 The provider key is held as a `SecretStr`: it never appears in a repr, a log line or
 `--help`.
@@ -9,12 +11,16 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, cast
+from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr
 
-__all__ = ["KEY_ENV", "ShimConfig", "build_parser", "config_from_args", "default_outbox_path"]
+from kwil_sync.defaults import BUNDLER_BLOCK, RESTORE_DEPLOYMENT, UPLOAD_DEPLOYMENT
+
+__all__ = ["KEY_ENV", "NodeSettings", "ShimConfig", "build_parser", "config_from_args",
+           "default_outbox_path"]
 
 KEY_ENV = "KWIL_SYNC_PROVIDER_KEY"
 KwilVersion = Literal["auto", "v0.9", "v0.10"]
@@ -38,9 +44,9 @@ class ShimConfig(BaseModel):
     provider_key: SecretStr
     answer_with: Literal["url", "action-id"] = "url"
     submit: bool = True
-    upload_deployment: str = "kwil-sync-upload/upload"
-    restore_deployment: str = "kwil-sync-restore/restore"
-    bundler_block: str = "kwil-sync-bundler"
+    upload_deployment: str = UPLOAD_DEPLOYMENT
+    restore_deployment: str = RESTORE_DEPLOYMENT
+    bundler_block: str = BUNDLER_BLOCK
     restore_parameters: dict[str, str] = Field(default_factory=dict)
     batch_size: int = 100
     batch_interval_ms: int = 2000
@@ -73,8 +79,6 @@ def build_parser() -> argparse.ArgumentParser:
                    metavar="PATH",
                    help="SQLite file holding records until they are uploaded "
                         "(default: %(default)s)")
-    p.add_argument("--kwil-node-block", default=None, metavar="NAME",
-                   help="KwilNode block supplying the node URL, version and provider key")
     p.add_argument("--kwil-url", default=None, metavar="URL",
                    help="kwild JSON-RPC URL to read action parameters and confirm tied "
                         "calls' transactions from (default: the block's, else "
@@ -90,17 +94,17 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: %(default)s)")
     p.add_argument("--no-submit", dest="submit", action="store_false",
                    help="do not submit Prefect flow runs (run the upload flow yourself)")
-    p.add_argument("--upload-deployment", default="kwil-sync-upload/upload",
+    p.add_argument("--upload-deployment", default=UPLOAD_DEPLOYMENT,
                    metavar="FLOW/DEPLOYMENT",
                    help="deployment that uploads the outbox (default: %(default)s)")
-    p.add_argument("--restore-deployment", default="kwil-sync-restore/restore",
+    p.add_argument("--restore-deployment", default=RESTORE_DEPLOYMENT,
                    metavar="FLOW/DEPLOYMENT",
                    help="deployment started for each database kwild initializes "
                         "(default: %(default)s)")
     p.add_argument("--restore-parameter", action="append", default=[], metavar="KEY=VALUE",
                    help="extra parameter for restore runs, e.g. node=kwil-sync-target; "
                         "repeatable")
-    p.add_argument("--bundler-block", default="kwil-sync-bundler", metavar="NAME",
+    p.add_argument("--bundler-block", default=BUNDLER_BLOCK, metavar="NAME",
                    help="Bundler block name passed to upload runs (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=100, metavar="N",
                    help="submit an upload run once N new records are stored "
@@ -120,23 +124,25 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _block_settings(name: str) -> tuple[str, KwilVersion, str]:
-    from kwil_sync.blocks.kwil import KwilNode
+@dataclass(frozen=True)
+class NodeSettings:
+    """The node the shim serves, as a saved KwilNode block describes it."""
 
-    node = cast(KwilNode, KwilNode.load(name))  # sync outside an event loop
-    return node.rpc_url, node.version, node.private_key.get_secret_value()
+    rpc_url: str
+    version: KwilVersion
+    private_key: SecretStr
 
 
-def config_from_args(args: argparse.Namespace) -> ShimConfig:
-    """Build a config from parsed flags; explicit flags win over the block's values.
+def config_from_args(args: argparse.Namespace, node: NodeSettings | None = None) -> ShimConfig:
+    """Build a config from parsed flags; explicit flags win over `node`'s values.
 
     Raises:
         ValueError: If no provider key is given, or a --restore-parameter lacks `=`.
     """
     url, key = "http://127.0.0.1:8484", ""
     version: KwilVersion = "auto"
-    if args.kwil_node_block:
-        url, version, key = _block_settings(args.kwil_node_block)
+    if node is not None:
+        url, version, key = node.rpc_url, node.version, node.private_key.get_secret_value()
     if args.key_file:
         key = args.key_file.read_text().strip()
     key = key or os.environ.get(KEY_ENV, "").strip()

@@ -40,3 +40,14 @@ def test_only_the_command_line_imports_the_shim_server():
                        for n in names):
                     importers.append(str(path.relative_to(ROOT)))
     assert importers == []
+
+
+def test_the_shim_server_never_loads_prefect_blocks():
+    # blocks build shim clients; the command line reads blocks for the shim
+    importers = []
+    for path in (ROOT / "shim").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                    ("kwil_sync.blocks", "blocks")):
+                importers.append(str(path.relative_to(ROOT)))
+    assert importers == []

@@ -144,15 +144,15 @@ def test_shim_submits_batches_and_the_flow_drains_them(harness: None, tmp_path: 
 
 def test_shim_config_from_a_kwil_node_block(harness: None) -> None:
     from kwil_sync.blocks.kwil import KwilNode
-    from kwil_sync.shim.config import build_parser, config_from_args
+    from kwil_sync.cli.shim import shim_config
 
     KwilNode(rpc_url="http://127.0.0.1:9", version="v0.10",
              private_key=SecretStr(KEY)).save("shim-test-node", overwrite=True)
-    config = config_from_args(build_parser().parse_args(["--kwil-node-block", "shim-test-node"]))
+    config, _ = shim_config(["--kwil-node-block", "shim-test-node"])
     assert (config.kwil_url, config.kwil_version) == ("http://127.0.0.1:9", "v0.10")
     assert config.provider_key.get_secret_value() == KEY
-    flags_win = config_from_args(build_parser().parse_args([
-        "--kwil-node-block", "shim-test-node", "--kwil-url", "http://127.0.0.1:8"]))
+    flags_win, _ = shim_config([
+        "--kwil-node-block", "shim-test-node", "--kwil-url", "http://127.0.0.1:8"])
     assert flags_win.kwil_url == "http://127.0.0.1:8"
 
 
