@@ -13,8 +13,21 @@ the Irys bundler stand-in, a Prefect server, a process serving the
   they started executing, seconds after the burst began: a run's subprocess start
   competes with the shim for the CPU; `over_50ms_due_s` shows when slow calls were due);
 - `lost`: answered item ids the bundler does not hold once the served runs drained
-  the outbox (`doubled`: ids held more than once).
-Goal: p99 < 25 ms, >= 300 actions/s, lost 0. `--no-prefect` skips Prefect (the shim
+  the outbox (`doubled`: ids held more than once);
+- CPU per unit of work, read from /proc, because wall-clock rates on a shared machine
+  mostly measure the neighbours: `shim_cpu_ms_per_call` (the shim process) and
+  `client_cpu_ms_per_call` (this process's gRPC client) in each phase; for the drain,
+  `drain_actions_per_s` (items drained per wall second), `bundler_cpu_ms_per_item` (the
+  bundler stand-in's own cost, which a real bundler pays on its own machines),
+  `drain_client_cpu_ms_per_item` (this process: `upload_pending` and the uploader) and
+  `drain_shim_cpu_ms_per_item` (the shim answering PendingItems and AckUploaded), and
+  `drain_client_bound_actions_per_s`, the rate those two would allow on one core if the
+  bundler cost nothing (1000 / their CPU per item): the client's rate.
+`rss_growth_mb`: the shim's resident memory growth from the paced phase to the end
+of the drain.
+Goal: p99 < 25 ms, >= 300 actions/s, lost 0 (`goal_met`); issue 13's, for
+`--no-prefect --concurrency 1`: saturated >= 1500 actions/s with p99 < 5 ms, a drain at
+least as fast, rss growth < 50 MB (`goal_13_met`). `--no-prefect` skips Prefect (the shim
 does not submit) and `--no-serve` (runs are submitted but not executed) drain the
 outbox with the upload task's function instead.
 
@@ -70,6 +83,36 @@ SCHEMA = Schema(tables=["CREATE TABLE rows_ (id INTEGER PRIMARY KEY, body TEXT, 
 
 def log(message: str) -> None:
     print(message, flush=True)
+
+
+def cpu_seconds(pid: int | None = None) -> float:
+    """User + system CPU seconds of a process (all its threads); this one when None."""
+    if pid is None:
+        return time.process_time()
+    # /proc/<pid>/stat: fields after the parenthesised name; utime and stime are 14 and 15
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process in MiB (VmRSS)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class CpuMeter:
+    """CPU seconds that named processes spend between `start` and `per`."""
+
+    def __init__(self, pids: dict[str, int | None]) -> None:
+        self.pids = pids
+        self.started = {name: cpu_seconds(pid) for name, pid in pids.items()}
+
+    def per(self, count: int) -> dict[str, float]:
+        """Milliseconds of CPU per unit of work, for each process, since construction."""
+        return {name: round((cpu_seconds(pid) - self.started[name]) * 1000 / max(count, 1), 3)
+                for name, pid in self.pids.items()}
 
 
 def spawn(args: list[str], env: dict[str, str], logfile: Path) -> subprocess.Popen[bytes]:
@@ -183,6 +226,10 @@ def figures(samples: Samples, wall: float) -> dict[str, Any]:
             "over_50ms_due_s": [round(min(slow), 2), round(max(slow), 2)] if slow else []}
 
 
+def per_call(cpu_ms: dict[str, float]) -> dict[str, float]:
+    return {"shim_cpu_ms_per_call": cpu_ms["shim"], "client_cpu_ms_per_call": cpu_ms["client"]}
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -203,6 +250,8 @@ def main() -> None:
     parser.add_argument("--no-serve", action="store_true",
                         help="Prefect server, but nothing executes the submitted runs (they "
                              "stay scheduled); the bench drains the outbox itself")
+    parser.add_argument("--drain-batch", type=int, default=200,
+                        help="items per upload_pending batch when the bench drains itself")
     parser.add_argument("--drain-timeout", type=float, default=300,
                         help="seconds to wait for served upload runs to drain the outbox")
     args = parser.parse_args()
@@ -259,27 +308,41 @@ def main() -> None:
         burst_epoch = time.time()
         log(f"{args.actions} save_action calls, {args.concurrency} threads, paced at "
             f"{args.rate}/s ...")
+        shim_pid = procs[-1].pid
+        rss_before = rss_mb(shim_pid)
+        meter = CpuMeter({"shim": shim_pid, "client": None})
         latencies, wall, answered = drive(address, metadata, 0, args.actions, args.concurrency,
                                           args.rate)
-        paced = figures(latencies, wall)
+        paced = figures(latencies, wall) | per_call(meter.per(len(latencies)))
         log(f"paced: {paced}; now as fast as answers come back ...")
+        meter = CpuMeter({"shim": shim_pid, "client": None})
         latencies, wall, flat_out = drive(address, metadata, args.actions, args.actions,
                                           args.concurrency)
-        saturated = figures(latencies, wall)
+        saturated = figures(latencies, wall) | per_call(meter.per(len(latencies)))
         answered.update(flat_out)
         runs = 0 if args.no_prefect else upload_runs(env) - runs_before
         log(f"saturated: {saturated}; draining ...")
         drain_started = time.perf_counter()
+        meter = CpuMeter({"bundler": bundler.pid, "client": None, "shim": shim_pid})
+        drained = 0
         with ShimClient(address, timeout=30) as shim:
             if args.no_prefect or args.no_serve:
                 from kwil_sync.upload import upload_pending
 
-                while upload_pending(shim, IrysUploader(bundler_url), holder="bench",
-                                     limit=200).uploaded:
-                    pass
+                # one uploader for the whole drain, as a flow run holds one: its
+                # connections to the bundler are reused from batch to batch
+                uploader = IrysUploader(bundler_url)
+                try:
+                    while batch := upload_pending(shim, uploader, holder="bench",
+                                                  limit=args.drain_batch).uploaded:
+                        drained += batch
+                finally:
+                    uploader.close()
             wait_until(lambda: shim.status(local)[0].pending == 0, timeout=args.drain_timeout,
                        interval=1.0, what="served upload runs draining the outbox")
         drain_s = time.perf_counter() - drain_started
+        drain_cpu = meter.per(drained)
+        client_side = drain_cpu["client"] + drain_cpu["shim"]
         starts = [] if args.no_prefect else run_starts(env, burst_epoch)
         found = Counter(r.id for r in GraphQLPager(bundler_url + "/graphql", "irys").records(
             {"Original-DBID": [local]}))
@@ -291,11 +354,24 @@ def main() -> None:
             "lost": sum(1 for item_id in answered.values() if item_id not in found),
             "doubled": sum(1 for n in found.values() if n > 1),
             "drain_s": round(drain_s, 1), "prefect": not args.no_prefect,
+            "drain_actions_per_s": round((drained or len(answered)) / drain_s, 1),
+            "rss_growth_mb": round(rss_mb(shim_pid) - rss_before, 1),
+            "bundler_cpu_ms_per_item": drain_cpu["bundler"] if drained else None,
+            "drain_client_cpu_ms_per_item": drain_cpu["client"] if drained else None,
+            "drain_shim_cpu_ms_per_item": drain_cpu["shim"] if drained else None,
+            "drain_client_bound_actions_per_s":
+                round(1000 / client_side, 1) if drained and client_side else None,
             "served": not (args.no_prefect or args.no_serve),
             "upload_runs_started_s": starts,
         }
         result["goal_met"] = (paced["p99_ms"] < 25 and paced["actions_per_s"] >= 300
                               and saturated["actions_per_s"] >= 300 and result["lost"] == 0)
+        # issue 13's goals (meant for --no-prefect --concurrency 1)
+        result["goal_13_met"] = (saturated["actions_per_s"] >= 1500
+                                 and saturated["p99_ms"] < 5
+                                 and result["drain_actions_per_s"]
+                                 >= saturated["actions_per_s"]
+                                 and result["rss_growth_mb"] < 50)
     finally:
         for process in reversed(procs):
             stop_process(process)
