@@ -47,6 +47,7 @@ from kwil_sync.arweave.uploaders import Uploader, UploadError
 from kwil_sync.testing.bundler_graphql import irys_schema
 from kwil_sync.testing.bundler_http import make_handler
 from kwil_sync.testing.bundler_posting import BundlePoster, BundlingFailed
+from kwil_sync.testing.bundler_receipts import ReceiptSigner
 from kwil_sync.testing.bundler_store import Store
 
 __all__ = ["BundlerStandIn", "BundlingFailed", "Fault", "upload_until_accepted"]
@@ -79,6 +80,7 @@ class BundlerStandIn:
         self.max_item_bytes = max_item_bytes
         self.deadline_blocks = deadline_blocks
         self.signer = signer or _load_or_create_wallet(data_dir / "bundler-wallet.json")
+        self._receipts = ReceiptSigner(self.signer)  # OpenSSL: the stand-in's main cost
         self.schema = irys_schema()
         self.last_error: Exception | None = None
         self._temporary_dir = False
@@ -168,7 +170,7 @@ class BundlerStandIn:
                              str(deadline).encode(), str(timestamp).encode()])
         return {"id": id, "timestamp": timestamp, "version": RECEIPT_VERSION,
                 "public": b64url(self.signer.owner),
-                "signature": b64url(self.signer.sign(message)), "deadlineHeight": deadline}
+                "signature": b64url(self._receipts.sign(message)), "deadlineHeight": deadline}
 
     def info(self) -> dict[str, Any]:
         return {"version": "kwil-sync-standin", "addresses": {"arweave": self.signer.address},
