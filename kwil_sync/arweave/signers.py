@@ -9,12 +9,16 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
 from Crypto.Hash import SHA256
 from Crypto.PublicKey import RSA
 from Crypto.Signature import pss
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from kwil_sync.ethkeys import EthereumKey, address_from_public_key, recover_personal
 
@@ -123,17 +127,27 @@ class ArweaveSigner:
         return pss.new(self._key, salt_bytes=32).sign(SHA256.new(message))
 
 
-def _rsa_verify(owner: bytes, message: bytes, signature: bytes) -> bool:
+@lru_cache(maxsize=256)
+def _rsa_public_key(owner: bytes) -> rsa.RSAPublicKey | None:
+    """The RSA key an owner field holds (e = 65537), built once per signer: receipts and
+    2023 records come from a handful of keys, and building one costs more than a check."""
     try:
-        key = RSA.construct((int.from_bytes(owner, "big"), 65537))
+        return rsa.RSAPublicNumbers(65537, int.from_bytes(owner, "big")).public_key()
     except ValueError:  # not a usable modulus: hostile bytes, not a crash
+        return None
+
+
+def _rsa_verify(owner: bytes, message: bytes, signature: bytes) -> bool:
+    key = _rsa_public_key(owner)
+    if key is None:
         return False
-    digest = SHA256.new(message)
     for salt in (32, len(owner) - 32 - 2):  # arweave-js signs with 32; node's max is 478
         try:
-            pss.new(key, salt_bytes=salt).verify(digest, signature)
+            key.verify(signature, message,
+                       padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=salt),
+                       hashes.SHA256())
             return True
-        except (ValueError, TypeError):
+        except (InvalidSignature, ValueError):
             continue
     return False
 
