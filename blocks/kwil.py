@@ -10,6 +10,7 @@ from pydantic import Field, SecretStr
 from kwil_sync.arweave.signers import EthereumSigner
 from kwil_sync.blocks.links import DOCS_URL, LOGO_URL
 from kwil_sync.kwil.client import KwilClient
+from kwil_sync.tx_packing import MAX_CALLS_PER_TX
 
 
 class KwilNode(Block):
@@ -61,6 +62,11 @@ class KwilNode(Block):
     timeout_seconds: float = Field(
         default=10.0,
         description="How many seconds one RPC call may take before it counts as failed.",
+    )
+    max_calls_per_tx: int = Field(
+        default=MAX_CALLS_PER_TX, ge=1,
+        description="Most consecutive records of one action a replay packs into one "
+                    "transaction, as argument sets (1: a transaction per record).",
     )
 
     def get_client(self) -> KwilClient:

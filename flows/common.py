@@ -57,7 +57,8 @@ def build_pipeline(original_dbid: str, target: str, *, node: str, gateway: str,
     client = kwil_node.get_client()
     chain_id = kwil_node.resolve_chain_id(client)
     applier = KwilApplier(client, kwil_node.private_key.get_secret_value(), target,
-                          db_sync_history=db_sync_history)
+                          db_sync_history=db_sync_history,
+                          max_calls_per_tx=kwil_node.max_calls_per_tx)
     store = open_run_ledger(ledger, ledger_path)
     # One ledger key per database per chain: validators of one chain share state, so
     # moving to another validator's URL must not replay the log again.

@@ -37,6 +37,7 @@ from kwil_sync.ledger import Ledger
 from kwil_sync.records import SyncRecord
 from kwil_sync.refusals import Reason, Refusal
 from kwil_sync.replay_recovery import Recovery, resolve_pending
+from kwil_sync.tx_packing import MAX_CALLS_PER_TX, MAX_PAYLOAD_BYTES, pack_calls
 
 __all__ = ["ActionApplier", "CallResult", "KwilApplier", "OnCallsPrepared", "PlannedCall",
            "Refusal", "plan_call"]
@@ -69,6 +70,7 @@ class CallResult:
     code: int
     log: str
     height: int | None
+    shared: int = 1  # records the transaction carried: a failure may be another's
 
     @property
     def ok(self) -> bool:
@@ -76,9 +78,11 @@ class CallResult:
         return self.code == 0 and self.height is not None
 
     @classmethod
-    def of(cls, action_id: str, outcome: TxOutcome) -> CallResult:
-        """The pipeline's outcome for the transaction that carried record `action_id`."""
-        return cls(action_id, outcome.tx_hash, outcome.code, outcome.log, outcome.height)
+    def of(cls, action_id: str, outcome: TxOutcome, *, shared: int = 1) -> CallResult:
+        """The pipeline's outcome for the transaction that carried record `action_id`
+        (with `shared` - 1 other records)."""
+        return cls(action_id, outcome.tx_hash, outcome.code, outcome.log, outcome.height,
+                   shared)
 
 
 # Runs with each group of signed calls, (call, signed transaction), before any of them
@@ -168,13 +172,19 @@ class KwilApplier:
         target: The target dbid (v0.9) or namespace (v0.10).
         db_sync_history: Follow the 2023 `db_sync_history` convention (v0.9).
         window: Transactions in flight at once.
+        max_calls_per_tx: Most consecutive records of one action in one transaction
+            (`kwil_sync.tx_packing`); 1 sends a transaction per record.
+        max_payload_bytes: Most payload bytes in one transaction.
         pipeline_options: More `NoncePipeline` keyword arguments (timeouts, retries).
     """
 
     def __init__(self, client: KwilClient, private_key_hex: str, target: str, *,
                  db_sync_history: bool = False, window: int = 256,
+                 max_calls_per_tx: int = MAX_CALLS_PER_TX,
+                 max_payload_bytes: int = MAX_PAYLOAD_BYTES,
                  pipeline_options: Mapping[str, Any] | None = None) -> None:
         self.client, self.target = client, target
+        self.max_calls_per_tx, self.max_payload_bytes = max_calls_per_tx, max_payload_bytes
         self._key = private_key_hex
         self.db_sync_history = db_sync_history
         self._options = {"window": window, **(pipeline_options or {})}
@@ -208,15 +218,21 @@ class KwilApplier:
         if self._chain_id is None:
             self._chain_id = while_down(self.client.chain_info).chain_id
         sent: list[PlannedCall] = list(calls)
+        packed = pack_calls(sent, self.version, max_calls=self.max_calls_per_tx,
+                            max_payload_bytes=self.max_payload_bytes)
 
         def signed(group: list[PreparedTx]) -> None:
-            on_signed([(sent[s.index], s) for s in group])
+            on_signed([(sent[i], s) for s in group for i in packed[s.index].members])
 
         pipeline = NoncePipeline(self.client, self._key, self._chain_id, self.version,
                                  **self._options)
-        outcomes = pipeline.execute(sent, on_signed=signed)
-        results = [CallResult.of(c.record.action_id, outcome)
-                   for c, outcome in zip(sent, outcomes, strict=True)]
+        outcomes = pipeline.execute(packed, on_signed=signed)
+        by_member: dict[int, CallResult] = {}
+        for tx, outcome in zip(packed, outcomes, strict=True):
+            for i in tx.members:
+                by_member[i] = CallResult.of(sent[i].record.action_id, outcome,
+                                             shared=len(tx.members))
+        results = [by_member[i] for i in range(len(sent))]
         if self.db_sync_history:
             self._write_history([c.record for c, r in zip(sent, results, strict=True) if r.ok])
         return results

@@ -145,6 +145,14 @@ class ActionLedger(LedgerTables):
             db.execute("DELETE FROM actions WHERE target=? AND action_id=? AND state='intended'",
                        (target, action_id))
 
+    def release_many(self, target: str, action_ids: Sequence[str]) -> None:
+        """Forget several intents in one commit: their transaction failed as a whole
+        having applied nothing (a packed transaction), so each action runs again."""
+        with self._tx() as db:
+            self.store.execute_many(db, "DELETE FROM actions WHERE target=? AND action_id=? "
+                                        "AND state='intended'",
+                                    [(target, a) for a in action_ids])
+
     def pending(self, target: str) -> list[Intent]:
         """Intents not yet resolved, by nonce."""
         rows = self._rows("SELECT action_id, tx_hash, nonce, signed_tx, tx_id, intended_at, "

@@ -75,6 +75,7 @@ class ReplayReport:
     bytes: int = 0
     applied: int = 0
     failed: int = 0
+    split_transactions: int = 0  # packed transactions that failed and were bisected
     planned: int = 0
     already_applied: int = 0
     duplicates: int = 0
@@ -284,6 +285,7 @@ class _Run:
                              self.schema)
             self.refuse(applied.refused)
             self.count(batch, applied.results)
+            report.split_transactions += applied.split
         for x in ready + released.duplicates:
             self.where.pop(x.tx_id, None)
         if not self.dry_run:

@@ -17,6 +17,7 @@ The rule (see `kwil_sync.ledger` for why it gives exactly once):
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -80,8 +81,12 @@ def resolve_pending(ledger: Ledger, target: str, node: NodeStatus, sender: str, 
         waiting += more_waiting
     if unknown:
         used = node.account_nonce(sender, pending=False)
+        sent: dict[str, bool] = {}  # a packed transaction's bytes go out once for all
         for intent in unknown:
-            if intent.nonce <= used or intent.signed_tx is None or not _resend(node, intent):
+            if intent.tx_hash not in sent:
+                sent[intent.tx_hash] = (intent.nonce > used and intent.signed_tx is not None
+                                        and _resend(node, intent))
+            if not sent[intent.tx_hash]:
                 ledger.release(target, intent.action_id)
                 report.released.append(intent.action_id)
             else:
@@ -117,7 +122,18 @@ def _settle(ledger: Ledger, target: str, intents: list[Intent], node: NodeStatus
         else:
             done.append(ActionResult(intent.action_id, status.code, status.log, status.height,
                                      landed_hash=tx_hash))
-            (report.completed if status.code == 0 else report.failed).append(intent.action_id)
+    # A failed transaction that carried several records (kwil_sync.tx_packing) applied
+    # none of them, and the fault is one record's: release them all, so the next apply
+    # packs them again and bisects down to that record.
+    carried = Counter(r.landed_hash for r in done)
+    shared = [r for r in done if r.code != 0 and carried[r.landed_hash] > 1]
+    if shared:
+        ledger.release_many(target, [r.action_id for r in shared])
+        report.released += [r.action_id for r in shared]
+        released = {r.action_id for r in shared}
+        done = [r for r in done if r.action_id not in released]
+    for r in done:
+        (report.completed if r.code == 0 else report.failed).append(r.action_id)
     if done:
         ledger.complete_many(target, done)
     return waiting, unknown

@@ -18,6 +18,7 @@ from kwil_sync.appliers import (
     ActionApplier,
     ActionParams,
     CallResult,
+    OnCallsPrepared,
     PlannedCall,
     plan_call,
 )
@@ -68,6 +69,7 @@ class Applied:
 
     results: list[CallResult] = field(default_factory=list)
     refused: list[Refusal] = field(default_factory=list)
+    split: int = 0  # failed transactions of several records, bisected
 
 
 def fetch_page(source: RecordSource, start: Start) -> Page:
@@ -217,9 +219,47 @@ def apply_batch(applier: ActionApplier, ledger: Ledger, key: str,
                                               c.record.tx_id, c.record.provider_address,
                                               c.record.sequence) for c, s in group])
 
-    results = applier.apply(planned, on_signed)
+    results, split = _apply_bisecting(applier, ledger, key, planned, on_signed)
     # Refused at the door (no height): those bytes never land, the result is final.
     ledger.complete_many(key, [ActionResult(r.action_id, r.code if r.height is not None
                                             or r.code else REJECTED_CODE, r.log, r.height)
                                for r in results])
-    return Applied(results, refused)
+    return Applied(results, refused, split)
+
+
+def _apply_bisecting(applier: ActionApplier, ledger: Ledger, key: str,
+                     calls: Sequence[PlannedCall],
+                     on_signed: OnCallsPrepared) -> tuple[list[CallResult], int]:
+    """Apply `calls`; a failed transaction that carried several records applied none of
+    them (kwild runs a transaction's argument sets all or nothing), so its records are
+    released in the ledger and applied again in two halves, down to the one that fails,
+    which is reported with the node's message. The others still apply exactly once.
+    Returns the results in the order of `calls` and how many transactions were split.
+
+    The halves go after the rest of `calls`, which was sent behind the failed
+    transaction already: a failure changes the order of the records around it, never
+    within a transaction (docs/ARCHITECTURE.md, "Many records per transaction").
+    """
+    results = applier.apply(calls, on_signed)
+    final = list(results)
+    retries: list[list[int]] = []
+    at = 0
+    while at < len(results):
+        result = results[at]
+        if result.ok or result.shared < 2:
+            at += 1
+            continue
+        members = list(range(at, min(at + result.shared, len(results))))
+        retries.append(members)
+        at = members[-1] + 1
+    split = len(retries)
+    for members in retries:
+        ledger.release_many(key, [calls[i].record.action_id for i in members])
+        half = len(members) // 2
+        for part in (members[:half], members[half:]):
+            again, more = _apply_bisecting(applier, ledger, key, [calls[i] for i in part],
+                                           on_signed)
+            split += more
+            for i, r in zip(part, again, strict=True):
+                final[i] = r
+    return final, split

@@ -318,7 +318,8 @@ def test_a_crash_then_a_rerun_leaves_no_duplicate_and_no_gap(world, crash):
     node, target, client, ledger = world
     chain = Chain(OWNER)
     items = [chain.record(f"m{i}") for i in range(1, 9)]
-    dying = CrashingApplier(client, ADMIN_KEY, target, **crash)
+    # one transaction per record: the crash windows are the pipeline's, per transaction
+    dying = CrashingApplier(client, ADMIN_KEY, target, max_calls_per_tx=1, **crash)
     with pytest.raises(Crash):
         replayer(world, ItemSource(items), applier=dying, batch_size=8).run()
     pending = ledger.pending(key(target))
@@ -339,7 +340,7 @@ def test_a_rerun_waits_out_a_node_restarting_as_it_starts(world):
     node, target, client, ledger = world
     chain = Chain(OWNER)
     items = [chain.record(f"m{i}") for i in range(1, 6)]
-    dying = CrashingApplier(client, ADMIN_KEY, target, after_sends=2)
+    dying = CrashingApplier(client, ADMIN_KEY, target, after_sends=2, max_calls_per_tx=1)
     with pytest.raises(Crash):
         replayer(world, ItemSource(items), applier=dying).run()
     assert len(ledger.pending(key(target))) == 5
@@ -458,7 +459,8 @@ def test_end_to_end_through_the_bundler_and_arlocal(arlocal, tmp_path):
                         return Replayer(source, docs, applier, ledger,  # noqa: B023
                                         TrustPolicy(chain.original), target_id=fresh)  # noqa: B023
 
-                    dying = CrashingApplier(client, ADMIN_KEY, fresh, after_sends=102)
+                    dying = CrashingApplier(client, ADMIN_KEY, fresh, after_sends=102,
+                                            max_calls_per_tx=1)
                     with pytest.raises(Crash):  # killed in the second page's batch
                         make(dying).run()
                     assert ledger.pending(fresh)

@@ -99,8 +99,9 @@ def world(request: pytest.FixtureRequest, arlocal: Arlocal) -> Iterator[World]:
                    for name in ("messages_reference", "messages_killed")]
         assert stack.prefect_api_url is not None
         with temporary_settings({PREFECT_API_URL: stack.prefect_api_url}):
-            KwilNode(rpc_url=node_url, version="v0.9",
-                     private_key=SecretStr(TARGET_KEY)).save("h8-kill-node", overwrite=True)
+            # a few records per transaction: packed, and still many transactions to kill in
+            KwilNode(rpc_url=node_url, version="v0.9", private_key=SecretStr(TARGET_KEY),
+                     max_calls_per_tx=3).save("h8-kill-node", overwrite=True)
             ArweaveGateway(graphql_url=f"{arlocal.url}/graphql", dialect="gateway",
                            data_url=arlocal.url).save("h8-kill-arlocal", overwrite=True)
         mining.result()

@@ -180,7 +180,8 @@ class NoncePipeline:
 
     def execute(self, calls: Sequence[Any], *,
                 on_signed: OnPrepared | None = None) -> list[TxOutcome]:
-        """Apply `calls` (each with `target`, `action`, `arguments`) in order.
+        """Apply `calls` (each with `target`, `action`, `arguments`, and optionally its
+        encoded `payload`) in order, one transaction per call.
 
         `on_signed(group)` runs with each group of signed transactions before any of
         them is broadcast; if it raises, nothing of that group is sent.
@@ -189,6 +190,10 @@ class NoncePipeline:
         outcomes: dict[int, TxOutcome] = {}
         payloads: dict[int, bytes] = {}
         for index, call in enumerate(calls):
+            encoded = getattr(call, "payload", None)  # packed calls come encoded
+            if isinstance(encoded, bytes):
+                payloads[index] = encoded
+                continue
             try:
                 payloads[index] = encode_action(self.version, *_parts(call))
             except PayloadError as exc:

@@ -51,7 +51,9 @@ from kwil_sync.kwil.tx import SignatureError, SignedTx, parse_tx, recover_sender
 from kwil_sync.testing.kwil_node_ext import ExtensionHub
 from kwil_sync.testing.kwil_node_schema import Database, ExecutionError, Schema
 
-__all__ = ["Chain", "Duplicate", "Rejected", "TxRecord"]
+__all__ = ["MAX_TX_BYTES", "Chain", "Duplicate", "Rejected", "TooLarge", "TxRecord"]
+
+MAX_TX_BYTES = 4 * 1024 * 1024  # kwild's default mempool max_tx_bytes (both lines)
 
 _STATE_DDL = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)",
@@ -75,6 +77,12 @@ class Duplicate(Rejected):
     """The same transaction is already in the mempool or a block."""
 
 
+class TooLarge(Rejected):
+    """Over the mempool's size limit for one transaction: `max_tx_bytes`, 4 MiB by
+    default in kwild v0.9.4 (CometBFT's mempool, cmd/kwild/config/default_config.toml)
+    and v0.10.2 (config/config.go `MaxTxBytes`, node/mempool/mempool.go)."""
+
+
 @dataclass
 class TxRecord:
     """A known transaction: height -1 while in the mempool."""
@@ -94,6 +102,7 @@ class Chain:
     def __init__(self, version: str, chain_id: str, data_dir: Path | None = None,
                  extensions: ExtensionHub | None = None) -> None:
         self.version, self.chain_id, self.data_dir = version, chain_id, data_dir
+        self.max_tx_bytes = MAX_TX_BYTES
         self.extensions = extensions
         self.lock = threading.RLock()  # databases and block execution
         self._txs = threading.RLock()  # mempool, nonces, results, height
@@ -158,6 +167,11 @@ class Chain:
         except ValueError as exc:
             raise Rejected(TX_ENCODING_ERROR, str(exc), "") from None
         digest = tx_hash(parsed, self.version)
+        size = (len(parsed.payload) + len(parsed.signature) + len(parsed.sender)
+                + len(parsed.description) + len(parsed.chain_id) + 64)
+        if size > self.max_tx_bytes:  # the mempool's limit, before any other check
+            raise TooLarge(tx_unknown_error_code(self.version),
+                           "transaction size limit exceeded", digest)
         with self._txs:
             if digest in self._mempool or digest in self._committed:
                 raise Duplicate(tx_unknown_error_code(self.version),

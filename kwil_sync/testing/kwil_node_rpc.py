@@ -18,7 +18,7 @@ from kwil_sync.kwil.errors import (
     RPC_TX_NOT_FOUND,
     RPC_UNKNOWN_METHOD,
 )
-from kwil_sync.testing.kwil_node_chain import Chain, Duplicate, Rejected, TxRecord
+from kwil_sync.testing.kwil_node_chain import Chain, Duplicate, Rejected, TooLarge, TxRecord
 from kwil_sync.testing.kwil_node_reads import ReadMethods, RpcFault, b64
 
 __all__ = ["RpcFault", "UserService"]
@@ -92,7 +92,9 @@ class UserService:
         return b64(bytes.fromhex(digest)) if self.version == "v0.9" else digest
 
     def _rejection(self, exc: Rejected) -> RpcFault:
-        if isinstance(exc, Duplicate) and self.version == "v0.9":
+        if isinstance(exc, Duplicate | TooLarge) and self.version == "v0.9":
+            # CometBFT's CheckTx errors, not kwild codes: usersvc answers -200
+            # (v0.9.4 internal/services/jsonrpc/usersvc/service.go, Broadcast)
             return RpcFault(RPC_TX_INTERNAL, "failed to broadcast transaction")
         key = "tx_code" if self.version == "v0.9" else "code"
         return RpcFault(RPC_BROADCAST_REJECTED, "broadcast error",
