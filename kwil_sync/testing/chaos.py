@@ -40,6 +40,9 @@ from kwil_sync.verify import TrustPolicy
 __all__ = ["ADMIN", "ADMIN_KEY", "Calls", "ChaosTarget", "ChaosWorld", "Figures",
            "RUN_FAILURES", "fault_rates", "run_until_done"]
 
+# Records per transaction in the scenarios' restores (see ChaosTarget.replayer).
+CALLS_PER_TX = 4
+
 ADMIN_KEY = "d4" * 32  # owns every target database (a throwaway test key)
 ADMIN = EthereumKey(ADMIN_KEY).address
 ROWS = "SELECT id, body, author, created_at FROM messages ORDER BY id"
@@ -69,8 +72,10 @@ class ChaosTarget:
                  kwil_url: str | None = None, trusted: frozenset[str] = frozenset(),
                  page_size: int = 100) -> Replayer:
         pager = GraphQLPager(graphql_url, "gateway", page_size=page_size)
+        # a few records per transaction: packed, yet a restore of a hundred records still
+        # takes dozens of transactions, so a fault can strike in the middle of it
         applier = KwilApplier(KwilClient(kwil_url or self.node.url, version=self.version),
-                              ADMIN_KEY, self.id)
+                              ADMIN_KEY, self.id, max_calls_per_tx=CALLS_PER_TX)
         return Replayer(GraphQLSource(pager, original),
                         GatewayDataClient(data_url, max_bytes=MAX_DOCUMENT_BYTES), applier,
                         self.ledger, TrustPolicy(original, trusted), target_id=self.id)

@@ -27,7 +27,14 @@ from kwil_sync.kwil.dbid import dbid
 from kwil_sync.replay import Replayer
 from kwil_sync.sources import follow_start
 from kwil_sync.testing.bundler import BundlerStandIn, upload_until_accepted
-from kwil_sync.testing.chaos import ADMIN_KEY, ChaosWorld, Figures, fault_rates, run_until_done
+from kwil_sync.testing.chaos import (
+    ADMIN_KEY,
+    CALLS_PER_TX,
+    ChaosWorld,
+    Figures,
+    fault_rates,
+    run_until_done,
+)
 from kwil_sync.testing.faultproxy import FaultProxy, FaultRates
 from kwil_sync.testing.hostile_signing import honest_chain
 from kwil_sync.testing.workload import MESSAGES_SCHEMA
@@ -116,7 +123,7 @@ def kwild_outage(world: ChaosWorld, records: int, *, outage_s: float = 0.0,
         node, struck = target.node, threading.Event()
 
         def strike() -> None:  # in the middle of a batch, half-way
-            while node.method_counts["user.broadcast"] < records // 2:
+            while node.method_counts["user.broadcast"] < records // 2 // CALLS_PER_TX:
                 time.sleep(0.002)
             if restart:
                 node.restart(down_for=2)
