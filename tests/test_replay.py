@@ -443,7 +443,9 @@ def test_end_to_end_through_the_bundler_and_arlocal(arlocal, tmp_path):
     items = [chain.record(f"e{i}", f"body {i}") for i in range(1, 106)]
     node = KwilNodeStandIn.start(version="v0.9", block_interval=0.02)
     with BundlerStandIn.start(arlocal_url=arlocal.url, data_dir=tmp_path / "bundler") as bundler:
-        IrysUploader(bundler.url, "ethereum").upload(items)
+        # one at a time: the bundle (and so the index) holds them in sequence order, so the
+        # first page is sequences 1 to 100 (concurrent uploads may swap neighbours)
+        IrysUploader(bundler.url, "ethereum", concurrency=1).upload(items)
         bundler.flush()
         target = node.deploy(ADMIN.address, "e2e", SCHEMA)
         client = KwilClient(node.url)

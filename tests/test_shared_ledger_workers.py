@@ -143,8 +143,10 @@ def world(request: pytest.FixtureRequest, arlocal: Arlocal,
                                 + counter_calls(1, FIRST - 3))
         ledger_url = postgres.create_database("shared_ledger")
         with temporary_settings({PREFECT_API_URL: stack.prefect_api_url}):
+            # three records a transaction: packed, and still a middle to interrupt
             KwilNode(rpc_url=node_url, version="v0.9", chain_id=CHAIN_ID,
-                     private_key=SecretStr(TARGET_KEY)).save(NODE_BLOCK, overwrite=True)
+                     private_key=SecretStr(TARGET_KEY),
+                     max_calls_per_tx=3).save(NODE_BLOCK, overwrite=True)
             ArweaveGateway(graphql_url=f"{arlocal.url}/graphql", dialect="gateway",
                            data_url=arlocal.url).save(GATEWAY_BLOCK, overwrite=True)
             LedgerDatabase(url=SecretStr(ledger_url)).save(LEDGER_BLOCK, overwrite=True)
