@@ -113,8 +113,9 @@ def _settle(ledger: Ledger, target: str, intents: list[Intent], node: NodeStatus
     landed after all, and then it is the one that counts.
     """
     waiting, unknown, done = [], [], []
+    statuses = _Statuses(node)
     for intent in intents:
-        tx_hash, status = _find(node, intent)
+        tx_hash, status = _find(statuses, intent)
         if status is None:
             unknown.append(intent)
         elif status.pending:
@@ -139,10 +140,24 @@ def _settle(ledger: Ledger, target: str, intents: list[Intent], node: NodeStatus
     return waiting, unknown
 
 
-def _find(node: NodeStatus, intent: Intent) -> tuple[str, TxStatus | None]:
+class _Statuses:
+    """`tx_query` answers for one settling pass, asked once per hash: the records of a
+    packed transaction all carry its hash."""
+
+    def __init__(self, node: NodeStatus) -> None:
+        self._node = node
+        self._known: dict[str, TxStatus | None] = {}
+
+    def get(self, tx_hash: str) -> TxStatus | None:
+        if tx_hash not in self._known:
+            self._known[tx_hash] = self._node.tx_query(tx_hash)
+        return self._known[tx_hash]
+
+
+def _find(statuses: _Statuses, intent: Intent) -> tuple[str, TxStatus | None]:
     pending: tuple[str, TxStatus] | None = None
     for tx_hash in (intent.tx_hash, *intent.prior_hashes):
-        status = node.tx_query(tx_hash)
+        status = statuses.get(tx_hash)
         if status is not None and not status.pending:
             return tx_hash, status
         if status is not None and pending is None:

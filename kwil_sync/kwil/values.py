@@ -44,7 +44,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from kwil_sync.errors import KwilSyncError
-from kwil_sync.kwil.arguments import V010_TYPES
+from kwil_sync.kwil.arguments import INT64_MAX, INT64_MIN, V010_TYPES
 from kwil_sync.kwil.versions import V010, V09, VERSIONS
 
 __all__ = [
@@ -55,8 +55,6 @@ __all__ = [
     "convert_value",
 ]
 
-INT64_MIN = -(1 << 63)
-INT64_MAX = (1 << 63) - 1
 MAX_PRECISION = 1000  # kwil-db maxPrecision
 _CANONICAL = {
     "text": "text",
