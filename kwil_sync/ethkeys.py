@@ -2,7 +2,9 @@
 
 One place for secp256k1 so that data items, Kwil transactions and record
 signatures all sign and verify the same way. Signing uses coincurve (libsecp256k1);
-the EIP-191 prefix and hashing come from eth-account.
+the EIP-191 digest is keccak-256 straight from pycryptodome: eth-account's
+`defunct_hash_message` gives the same bytes (tested) through layers of argument
+checks that cost more than the hash, twice per record read.
 """
 
 from __future__ import annotations
@@ -10,16 +12,21 @@ from __future__ import annotations
 import functools
 
 from coincurve import PrivateKey, PublicKey
-from eth_account.messages import defunct_hash_message
-from eth_hash.auto import keccak
+from Crypto.Hash import keccak as _keccak
 from eth_utils import to_checksum_address
 
-__all__ = ["EthereumKey", "address_from_public_key", "recover_personal", "personal_digest"]
+__all__ = ["EthereumKey", "address_from_public_key", "keccak", "personal_digest",
+           "recover_personal"]
+
+
+def keccak(data: bytes) -> bytes:
+    """Keccak-256 (Ethereum's hash, not NIST SHA3-256)."""
+    return _keccak.new(digest_bits=256, data=data).digest()
 
 
 def personal_digest(message: bytes) -> bytes:
     """The EIP-191 (version 0x45) digest that `personal_sign` signs."""
-    return bytes(defunct_hash_message(primitive=message))
+    return keccak(b"\x19Ethereum Signed Message:\n%d%b" % (len(message), message))
 
 
 @functools.lru_cache(maxsize=4096)  # the same few keys sign every record of a log

@@ -91,9 +91,13 @@ class ActionLedger(LedgerTables):
                 db_reader(db), "SELECT action_id, state, tx_hash, prior_hashes FROM actions "
                     "WHERE target=? AND action_id IN ({})", target, [r.action_id for r in rows])}
             inserts, updates = [], []
+            stored: set[str] = set()  # a packed transaction's bytes, once for its records
             for row in rows:
                 action_id, tx_hash = row.action_id, row.tx_hash.lower()
-                signed_text = json.dumps(row.signed_tx) if row.signed_tx is not None else None
+                signed_text = None
+                if row.signed_tx is not None and tx_hash not in stored:
+                    signed_text = json.dumps(row.signed_tx)
+                    stored.add(tx_hash)
                 found = known.get(action_id)
                 if found is None:
                     inserts.append((target, action_id, row.tx_id, row.provider, row.sequence,
@@ -158,8 +162,10 @@ class ActionLedger(LedgerTables):
         rows = self._rows("SELECT action_id, tx_hash, nonce, signed_tx, tx_id, intended_at, "
                           "prior_hashes FROM actions WHERE target=? AND state='intended' "
                           "ORDER BY nonce", (target,))
-        return [Intent(a, h, n, json.loads(s) if s else None, t, at, tuple(json.loads(p)))
-                for a, h, n, s, t, at, p in rows]
+        # A packed transaction's bytes are stored with one of its records: all share them.
+        signed = {h: json.loads(s) for _a, h, _n, s, *_rest in rows if s}
+        return [Intent(a, h, n, signed.get(h), t, at, tuple(json.loads(p)))
+                for a, h, n, _s, t, at, p in rows]
 
     def applied(self, target: str, action_id: str) -> bool:
         """True when the action reached a final result (done or failed) on `target`."""

@@ -20,6 +20,7 @@ signature (the canonical text already binds the payload hash).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass, field
 from typing import Literal
@@ -101,8 +102,13 @@ class TrustPolicy:
         return dbid(address, local_db_name) == self.original_dbid
 
     def trusts(self, address: str, local_db_name: str) -> bool:
-        return (to_checksum_address(address) in self.trusted_providers
+        return (_checksummed(address) in self.trusted_providers
                 or self.is_original_provider(address, local_db_name))
+
+
+@functools.lru_cache(maxsize=1024)  # a log has a few signers; EIP-55 hashes each time
+def _checksummed(address: str) -> str:
+    return to_checksum_address(address)
 
 
 @dataclass(frozen=True)

@@ -82,3 +82,11 @@ def test_truncated_item_errors_clearly():
         DataItem.parse(bytes.fromhex(VECTOR["data_item_hex"])[:100])
     with pytest.raises(DataItemError, match="signature type"):
         DataItem.parse(b"\x09\x00" + b"\x00" * 200)
+
+
+@pytest.mark.parametrize("size", [0, 1, 9, 10, 48, 99, 100, 1000])
+def test_personal_digest_matches_eth_account(size: int) -> None:
+    from eth_account.messages import defunct_hash_message
+
+    message = bytes(range(256)) * 4
+    assert personal_digest(message[:size]) == bytes(defunct_hash_message(primitive=message[:size]))

@@ -33,6 +33,16 @@ def signed(tx_hash: str, nonce: int) -> dict[str, Any]:
     return {"hash": tx_hash, "body": {"nonce": nonce}}
 
 
+def test_a_packed_transaction_is_stored_once_and_shared_by_its_records(ledger):
+    tx = signed("cafe", 4)
+    ledger.intend_many(T, [SignedAction(f"a{n}", "CAFE", 4, tx, sequence=n) for n in range(3)])
+    intents = ledger.pending(T)
+    assert [(i.action_id, i.tx_hash, i.signed_tx) for i in intents] == [
+        (f"a{n}", "cafe", tx) for n in range(3)]
+    [(stored,)] = ledger.store.rows("SELECT COUNT(*) FROM actions WHERE signed_tx IS NOT NULL")
+    assert stored == 1
+
+
 def test_intent_then_completion(ledger):
     ledger.intend(T, "a1", "AB01", 1, signed_tx=signed("ab01", 1), tx_id="tx1",
                   provider=SENDER, sequence=1)
