@@ -27,18 +27,23 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import http.client
+import json
 import ssl
 import threading
 import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from email.message import Message
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from kwil_sync.errors import KwilSyncError
 
-__all__ = ["HTTPPool", "Reply", "TRANSPORT_ERRORS", "TooManyRedirects", "TransportFailure"]
+__all__ = ["Answer", "AnswerTooLarge", "HTTPPool", "Reply", "TRANSPORT_ERRORS",
+           "TooManyRedirects", "TransportFailure"]
 
 # What a failed exchange raises underneath: refused, reset, timed out, or not HTTP at all.
 TRANSPORT_ERRORS = (OSError, http.client.HTTPException)
@@ -57,6 +62,32 @@ class TransportFailure(KwilSyncError, ConnectionError):
 
 class TooManyRedirects(KwilSyncError, RuntimeError):
     """A GET was redirected more than `max_redirects` times."""
+
+
+class AnswerTooLarge(KwilSyncError, ValueError):
+    """An answer's body was larger than the caller allows; it was not read further."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A whole small answer (`HTTPPool.send`): status, headers and body bytes."""
+
+    status: int
+    headers: Message  # case-insensitive `get`
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        """The body as JSON; raises ValueError when it is not."""
+        return json.loads(self.body)
+
+
+@functools.lru_cache(maxsize=256)  # a pool talks to a few origins, thousands of times
+def _origin_of(scheme_and_netloc: str) -> _Origin:
+    return _Origin.of(scheme_and_netloc)
 
 
 @dataclass(frozen=True)
@@ -144,7 +175,8 @@ class HTTPPool:
         """
         sent = {**self.headers, **(headers or {})}
         for _hop in range(self.max_redirects + 1):
-            origin = _Origin.of(url)
+            scheme, _, rest = url.partition("://")
+            origin = _origin_of(f"{scheme}://{rest.split('/', 1)[0]}")
             conn, response = self._exchange(origin, method, url, body, sent)
             reply = Reply(url, response)
             location = response.getheader("location")
@@ -161,6 +193,23 @@ class HTTPPool:
                 self._release(origin, conn, reply)
             return
         raise TooManyRedirects(f"{method} {url}: more than {self.max_redirects} redirects")
+
+    def send(self, method: str, url: str, *, body: bytes | None = None,
+             headers: Mapping[str, str] | None = None, max_bytes: int = 1 << 20) -> Answer:
+        """One exchange whose whole answer is wanted: read under `max_bytes`.
+
+        Raises:
+            AnswerTooLarge: The body is over `max_bytes`.
+            TransportFailure, TooManyRedirects, ValueError: As `request`.
+        """
+        with self.request(method, url, body=body, headers=headers) as reply:
+            data = bytearray()
+            for chunk in reply.iter_chunks():
+                data += chunk
+                if len(data) > max_bytes:
+                    raise AnswerTooLarge(f"{method} {url}: the answer is over {max_bytes} "
+                                         "bytes")
+            return Answer(reply.status, reply.headers, bytes(data))
 
     def _exchange(self, origin: _Origin, method: str, url: str, body: bytes | None,
                   headers: Mapping[str, str]

@@ -27,6 +27,10 @@ def _reject_constant(name: str) -> Any:
     raise ArgumentError(f"{name} is not a value a record can hold")
 
 
+# One decoder for every call: `json.loads` with an option builds a new one each time.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def js_number_string(number: float) -> str:
     """ECMAScript Number::toString(10) for a finite float (shortest round-trip digits)."""
     if not math.isfinite(number):
@@ -63,7 +67,7 @@ def scalar_to_string(raw: bytes, *, position: int) -> str:
         ArgumentError: If the bytes are not JSON, or hold null, an array or an object.
     """
     try:
-        value = json.loads(raw, parse_constant=_reject_constant)
+        value = _DECODER.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ArgumentError(f"argument {position} is not JSON ({exc}); kwild sends each "
                           "value JSON-encoded") from exc

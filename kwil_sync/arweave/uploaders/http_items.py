@@ -14,8 +14,6 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
-
 from kwil_sync.arweave.ans104 import DataItem
 from kwil_sync.arweave.uploaders.base import (
     InvalidReceipt,
@@ -24,11 +22,13 @@ from kwil_sync.arweave.uploaders.base import (
     UploadError,
     UploadReceipt,
 )
+from kwil_sync.http_pool import Answer, AnswerTooLarge, HTTPPool, TransportFailure
 from kwil_sync.retry import RetryPolicy
 
 __all__ = ["EXCERPT", "HttpItemUploader", "receipt_json"]
 
 EXCERPT = 300  # characters of an answer's body kept in errors
+MAX_ANSWER_BYTES = 1 << 20  # a receipt is a few hundred bytes: more is not a receipt
 
 
 class HttpItemUploader(ABC):
@@ -36,12 +36,12 @@ class HttpItemUploader(ABC):
 
     _ok: frozenset[int] = frozenset({200})
 
-    def __init__(self, endpoint: str, *, http: httpx.Client | None, timeout: float,
+    def __init__(self, endpoint: str, *, http: HTTPPool | None, timeout: float,
                  max_retries: int, backoff: float, concurrency: int,
                  sleep: Callable[[float], None]) -> None:
         self.endpoint = endpoint
         self._own_http = http is None
-        self.http = http or httpx.Client(timeout=timeout)
+        self.http = http or HTTPPool(timeout=timeout, max_idle_per_origin=max(1, concurrency))
         self.retry = RetryPolicy(max_retries, backoff, retryable=_worth_retrying,
                                  retry_after=_asked_wait, sleep=sleep)
         self.concurrency = max(1, concurrency)
@@ -50,7 +50,7 @@ class HttpItemUploader(ABC):
         return f"{type(self).__name__}({self.endpoint!r})"
 
     def close(self) -> None:
-        """Close the HTTP client if this uploader made it."""
+        """Close the connection pool if this uploader made it."""
         if self._own_http:
             self.http.close()
 
@@ -73,18 +73,22 @@ class HttpItemUploader(ABC):
     def _post(self, item: DataItem) -> UploadReceipt:
         """One attempt: the receipt, or the UploadError that says why not."""
         try:
-            response = self.http.post(self.endpoint, content=item.raw,
-                                      headers={"Content-Type": "application/octet-stream"})
-        except httpx.TransportError as exc:
-            raise UploadError(f"item {item.id}: {self.endpoint} is unreachable ({exc!r})",
+            response = self.http.send("POST", self.endpoint, body=item.raw,
+                                      headers={"Content-Type": "application/octet-stream"},
+                                      max_bytes=MAX_ANSWER_BYTES)
+        except TransportFailure as exc:
+            raise UploadError(f"item {item.id}: {self.endpoint} is unreachable ({exc})",
                               item_id=item.id) from exc
-        if response.status_code in self._ok:
+        except AnswerTooLarge as exc:
+            raise InvalidReceipt(f"item {item.id}: {exc}; not a receipt", item_id=item.id
+                                 ) from exc
+        if response.status in self._ok:
             return self._receipt(item, response)
         raise self._refusal(item, response)
 
-    def _refusal(self, item: DataItem, response: httpx.Response) -> UploadError:
+    def _refusal(self, item: DataItem, response: Answer) -> UploadError:
         """The error for a refusal (`_worth_retrying` says whether waiting may help)."""
-        status, body = response.status_code, response.text[:EXCERPT]
+        status, body = response.status, response.text[:EXCERPT]
         kind: type[UploadError] = UploadError
         if status == 402:
             kind, hint = PaymentRequired, "fund the account"
@@ -99,11 +103,11 @@ class HttpItemUploader(ABC):
                     retry_after=_retry_after(response))
 
     @abstractmethod
-    def _receipt(self, item: DataItem, response: httpx.Response) -> UploadReceipt:
+    def _receipt(self, item: DataItem, response: Answer) -> UploadReceipt:
         """Turn a success answer into a receipt (raise InvalidReceipt when it is not one)."""
 
 
-def receipt_json(item: DataItem, endpoint: str, response: httpx.Response) -> dict[str, Any]:
+def receipt_json(item: DataItem, endpoint: str, response: Answer) -> dict[str, Any]:
     """The answer's JSON object, checked to name `item`.
 
     Raises:
@@ -114,13 +118,13 @@ def receipt_json(item: DataItem, endpoint: str, response: httpx.Response) -> dic
     except ValueError:
         body = None
     if not isinstance(body, dict):
-        raise InvalidReceipt(f"item {item.id}: {endpoint} answered {response.status_code} with "
+        raise InvalidReceipt(f"item {item.id}: {endpoint} answered {response.status} with "
                              f"{response.text[:EXCERPT]!r}, not a JSON receipt",
-                             item_id=item.id, status=response.status_code)
+                             item_id=item.id, status=response.status)
     if body.get("id") != item.id:
         raise InvalidReceipt(f"item {item.id}: the receipt from {endpoint} names "
                              f"{body.get('id')!r} instead", item_id=item.id,
-                             status=response.status_code)
+                             status=response.status)
     return body
 
 
@@ -140,7 +144,7 @@ def _asked_wait(error: Exception) -> float | None:
     return error.retry_after if isinstance(error, UploadError) else None
 
 
-def _retry_after(response: httpx.Response) -> float | None:
+def _retry_after(response: Answer) -> float | None:
     value = response.headers.get("retry-after", "").strip()
     try:
         return max(0.0, float(value))

@@ -6,13 +6,12 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import httpx
-
 from kwil_sync.arweave.ans104 import DataItem
 from kwil_sync.arweave.deephash import deep_hash
 from kwil_sync.arweave.signers import b64url_decode, verify_signature
 from kwil_sync.arweave.uploaders.base import InvalidReceipt, UploadReceipt
 from kwil_sync.arweave.uploaders.http_items import HttpItemUploader, receipt_json
+from kwil_sync.http_pool import Answer, HTTPPool
 
 __all__ = ["IrysUploader", "verify_irys_receipt"]
 
@@ -37,7 +36,7 @@ class IrysUploader(HttpItemUploader):
         url: The node, e.g. "https://uploader.irys.xyz".
         token: The payment token path segment ("ethereum", "arweave", ...).
         max_retries: Retries per item after the first attempt.
-        http: A client to reuse; a new one is made otherwise.
+        http: A connection pool to share (not closed here); one is made otherwise.
         trusted_keys: If given, receipts must be signed by one of these RSA moduli
             (base64url, the receipt's `public`); otherwise any valid signature is accepted.
         concurrency: Items posted at once.
@@ -47,7 +46,7 @@ class IrysUploader(HttpItemUploader):
     _ok = frozenset({200, 201})
 
     def __init__(self, url: str, token: str = "ethereum", *, max_retries: int = 4,
-                 http: httpx.Client | None = None, timeout: float = 30.0,
+                 http: HTTPPool | None = None, timeout: float = 30.0,
                  backoff: float = 0.5, trusted_keys: Sequence[str] = (),
                  concurrency: int = 8, sleep: Callable[[float], None] = time.sleep) -> None:
         super().__init__(f"{url.rstrip('/')}/tx/{token}", http=http, timeout=timeout,
@@ -55,8 +54,8 @@ class IrysUploader(HttpItemUploader):
                          concurrency=concurrency, sleep=sleep)
         self.trusted_keys = frozenset(trusted_keys)
 
-    def _receipt(self, item: DataItem, response: httpx.Response) -> UploadReceipt:
-        if response.status_code == 201:  # already received: the node holds this very id
+    def _receipt(self, item: DataItem, response: Answer) -> UploadReceipt:
+        if response.status == 201:  # already received: the node holds this very id
             return UploadReceipt(item.id, None, True, self.endpoint)
         body = receipt_json(item, self.endpoint, response)
         if not verify_irys_receipt(body):
