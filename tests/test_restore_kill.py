@@ -75,6 +75,7 @@ class World:
     action_ids: list[str]
     reference: str
     killed: str
+    children: list[subprocess.Popen[bytes]]
 
 
 @pytest.fixture(scope="module")
@@ -106,8 +107,13 @@ def world(request: pytest.FixtureRequest, arlocal: Arlocal) -> Iterator[World]:
                            data_url=arlocal.url).save("h8-kill-arlocal", overwrite=True)
         mining.result()
     wait_indexed(arlocal.url, ORIGINAL.dbid, RECORDS)
-    yield World(stack, node_url, stack.root / "h8-kill-node", calls,
-                [str(i.tag("Action-Id")) for i in items], *targets)
+    world = World(stack, node_url, stack.root / "h8-kill-node", calls,
+                  [str(i.tag("Action-Id")) for i in items], *targets, children=[])
+    yield world
+    for child in world.children:  # a failed test leaves no restore running behind it
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait(30)
 
 
 def _start_restore(world: World, target: str, name: str) -> tuple[subprocess.Popen[bytes], Path]:
@@ -121,6 +127,7 @@ def _start_restore(world: World, target: str, name: str) -> tuple[subprocess.Pop
                                cwd=PROJECT_ROOT, env=world.stack.env(), stdout=log,
                                stderr=subprocess.STDOUT, start_new_session=True)
     log.close()
+    world.children.append(process)
     return process, out
 
 

@@ -1,12 +1,13 @@
 """One POST per connection, straight over `http.client`: how kwild wants to be called.
 
 kwild's JSON-RPC server closes the connection after every answer (`Connection:
-close`), so a connection pool only adds work. Measured against the node stand-in on
-2 cores: a call through `httpx.Client` costs about 0.36 ms of client CPU, straight
-over `http.client` about 0.14 ms, and the nonce pipeline makes two calls per
-transaction while competing for the GIL with the document fetches, so the nonce
-pipeline sends about 20% more per second this way. `KwilClient` uses this unless it
-is given an `httpx.Client` (for proxies or a custom TLS set-up).
+close`, kwil-db v0.9.4 `internal/services/jsonrpc/server.go`, v0.10.2
+`node/services/jsonrpc/server.go`), so a pool (`kwil_sync.http_pool`) only adds work.
+Measured against the node stand-in on 2 cores: a call through `httpx.Client` costs
+about 0.36 ms of client CPU, straight over `http.client` about 0.14 ms, and the nonce
+pipeline makes two calls per transaction while competing for the GIL with the document
+fetches, so the nonce pipeline sends about 20% more per second this way. `KwilClient`
+uses this unless it is given an `httpx.Client` (for proxies or a custom TLS set-up).
 """
 
 from __future__ import annotations
@@ -16,10 +17,9 @@ import http.client
 import ssl
 from urllib.parse import unquote, urlsplit
 
-__all__ = ["DirectPost", "TRANSPORT_ERRORS"]
+from kwil_sync.http_pool import TRANSPORT_ERRORS
 
-# What a failed exchange raises: refused, reset, timed out, or not HTTP at all.
-TRANSPORT_ERRORS = (OSError, http.client.HTTPException)
+__all__ = ["DirectPost", "TRANSPORT_ERRORS"]
 
 
 class DirectPost:
