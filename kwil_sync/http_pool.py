@@ -175,8 +175,10 @@ class HTTPPool:
         """
         sent = {**self.headers, **(headers or {})}
         for _hop in range(self.max_redirects + 1):
-            scheme, _, rest = url.partition("://")
-            origin = _origin_of(f"{scheme}://{rest.split('/', 1)[0]}")
+            try:
+                origin = _origin_of("/".join(url.split("/", 3)[:3]))  # "scheme://host:port"
+            except ValueError:
+                raise ValueError(f"expected an http:// or https:// URL, got {url!r}") from None
             conn, response = self._exchange(origin, method, url, body, sent)
             reply = Reply(url, response)
             location = response.getheader("location")
