@@ -21,9 +21,8 @@ from kwil_sync.proofs import ItemProver
 from kwil_sync.records import SyncRecord
 from kwil_sync.verify import TrustPolicy, Verdict, verify_record
 
-__all__ = ["UNPROVEN", "Judged", "Unproven", "judge_unproven", "proven_row"]
+__all__ = ["Judged", "Unproven", "judge_unproven", "proven_row"]
 
-UNPROVEN = "item-signature-unverifiable"
 
 
 @dataclass(frozen=True)

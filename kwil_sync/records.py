@@ -20,6 +20,7 @@ from kwil_sync.arweave.graphql_queries import TxRecord
 from kwil_sync.arweave.signers import b64url, b64url_decode
 from kwil_sync.arweave.tags import Tag
 from kwil_sync.errors import KwilSyncError
+from kwil_sync.refusals import Reason
 
 __all__ = [
     "APPLICATION",
@@ -70,10 +71,10 @@ class TxRef:
 
     def __post_init__(self) -> None:
         if not _TX_HASH.match(self.tx_hash):
-            raise RecordError("bad-tag", f"a kwild tx hash is 64 lowercase hex digits, got "
+            raise RecordError(Reason.BAD_TAG, f"a kwild tx hash is 64 lowercase hex digits, got "
                               f"{self.tx_hash[:80]!r}")
         if self.height < 1 or self.call_index < 0:
-            raise RecordError("bad-tag", f"height must be >= 1 and the call index >= 0, got "
+            raise RecordError(Reason.BAD_TAG, f"height must be >= 1 and the call index >= 0, got "
                               f"{self.height} and {self.call_index}")
 
 
@@ -81,11 +82,12 @@ class RecordError(KwilSyncError, ValueError):
     """A record that cannot be read or written.
 
     Attributes:
-        reason: A short stable code (`bad-json`, `not-utf8`, `bad-shape`, `bad-value`,
-            `missing-tag`, `bad-tag`, `oversize`) for quarantine tables and reports.
+        reason: Why, as its stable code (`Reason.BAD_JSON`, `NOT_UTF8`, `BAD_SHAPE`,
+            `BAD_VALUE`, `MISSING_TAG`, `BAD_TAG`, `OVERSIZE`) for quarantine tables
+            and reports.
     """
 
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason: Reason, message: str) -> None:
         super().__init__(message)
         self.reason = reason
 
@@ -99,7 +101,7 @@ def encode_document(action_name: str, data: Sequence[tuple[str, str]]) -> bytes:
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     keys = [k for k, _ in pairs]
     if len(set(keys)) != len(keys):
-        raise RecordError("bad-json", f"the document repeats a JSON key among {sorted(keys)}")
+        raise RecordError(Reason.BAD_JSON, f"the document repeats a JSON key among {sorted(keys)}")
     return dict(pairs)
 
 
@@ -110,35 +112,36 @@ def parse_document(raw: bytes) -> tuple[str, tuple[tuple[str, str], ...]]:
         RecordError: With reason `oversize`, `not-utf8`, `bad-json`, `bad-shape` or `bad-value`.
     """
     if len(raw) > MAX_DOCUMENT_BYTES:
-        raise RecordError("oversize", f"document is {len(raw)} bytes, over the "
+        raise RecordError(Reason.OVERSIZE, f"document is {len(raw)} bytes, over the "
                           f"{MAX_DOCUMENT_BYTES}-byte limit")
     try:
         text = bytes(raw).decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise RecordError("not-utf8", f"document is not UTF-8 ({exc.reason} at byte "
+        raise RecordError(Reason.NOT_UTF8, f"document is not UTF-8 ({exc.reason} at byte "
                           f"{exc.start})") from exc
     try:
         doc = json.loads(text, object_pairs_hook=_no_duplicate_keys)
     except json.JSONDecodeError as exc:
-        raise RecordError("bad-json", f"document is not JSON: {exc}") from exc
+        raise RecordError(Reason.BAD_JSON, f"document is not JSON: {exc}") from exc
     if not isinstance(doc, dict) or "actionName" not in doc or "data" not in doc:
-        raise RecordError("bad-shape", 'document must be an object with "actionName" and "data"')
+        raise RecordError(Reason.BAD_SHAPE,
+                          'document must be an object with "actionName" and "data"')
     name, data = doc["actionName"], doc["data"]
     if not isinstance(name, str) or not name:
-        raise RecordError("bad-value", '"actionName" must be a non-empty string')
+        raise RecordError(Reason.BAD_VALUE, '"actionName" must be a non-empty string')
     if not isinstance(data, list):
-        raise RecordError("bad-shape", '"data" must be a list of {"name", "value"} objects')
+        raise RecordError(Reason.BAD_SHAPE, '"data" must be a list of {"name", "value"} objects')
     pairs: list[tuple[str, str]] = []
     for i, entry in enumerate(data):
         if not isinstance(entry, dict) or set(entry) != {"name", "value"}:
-            raise RecordError("bad-shape", f'data[{i}] must be exactly {{"name", "value"}}')
+            raise RecordError(Reason.BAD_SHAPE, f'data[{i}] must be exactly {{"name", "value"}}')
         if not isinstance(entry["name"], str) or not isinstance(entry["value"], str):
-            raise RecordError("bad-value", f"data[{i}] name and value must be strings, got "
+            raise RecordError(Reason.BAD_VALUE, f"data[{i}] name and value must be strings, got "
                               f"{type(entry['name']).__name__}/{type(entry['value']).__name__}")
         pairs.append((entry["name"], entry["value"]))
     names = [n for n, _ in pairs]
     if len(set(names)) != len(names):
-        raise RecordError("bad-shape", f"data repeats a parameter name among {names}")
+        raise RecordError(Reason.BAD_SHAPE, f"data repeats a parameter name among {names}")
     return name, tuple(pairs)
 
 
@@ -198,14 +201,14 @@ def build_record(signer: EthereumSigner, *, original_dbid: str, local_dbid: str,
             `MAX_DOCUMENT_BYTES`, or sequence and prev_action_id disagree.
     """
     if any(not isinstance(n, str) or not isinstance(v, str) for n, v in data):
-        raise RecordError("bad-value", "every parameter name and value must be a string")
+        raise RecordError(Reason.BAD_VALUE, "every parameter name and value must be a string")
     if sequence < 1:
-        raise RecordError("bad-tag", f"Sequence starts at 1, got {sequence}")
+        raise RecordError(Reason.BAD_TAG, f"Sequence starts at 1, got {sequence}")
     if (sequence == 1) != (prev_action_id == FIRST_PREV_ACTION_ID):
-        raise RecordError("bad-tag", "Prev-Action-Id is '-' exactly when Sequence is 1")
+        raise RecordError(Reason.BAD_TAG, "Prev-Action-Id is '-' exactly when Sequence is 1")
     document = encode_document(action_name, data)
     if len(document) > MAX_DOCUMENT_BYTES:
-        raise RecordError("oversize", f"document is {len(document)} bytes, over the "
+        raise RecordError(Reason.OVERSIZE, f"document is {len(document)} bytes, over the "
                           f"{MAX_DOCUMENT_BYTES}-byte limit: shorten the action's values")
     aid = record_action_id(original_dbid, action_name, [v for _, v in data], tx)
     digest = hashlib.sha256(document).hexdigest()
@@ -320,7 +323,7 @@ def _b64(text: str | None, what: str) -> bytes | None:
     try:
         return b64url_decode(text)
     except ValueError as exc:
-        raise RecordError("bad-tag", f"the item's {what} is not base64url") from exc
+        raise RecordError(Reason.BAD_TAG, f"the item's {what} is not base64url") from exc
 
 
 def _tag_values(tags: Sequence[tuple[str, str]]) -> dict[str, str]:
@@ -333,7 +336,7 @@ def _tag_values(tags: Sequence[tuple[str, str]]) -> dict[str, str]:
 def _int_tag(values: dict[str, str], name: str) -> int:
     text = values[name]
     if not text.isascii() or not text.isdigit() or (len(text) > 1 and text[0] == "0"):
-        raise RecordError("bad-tag", f"tag {name} must be a decimal number, got {text[:40]!r}")
+        raise RecordError(Reason.BAD_TAG, f"tag {name} must be a decimal number, got {text[:40]!r}")
     return int(text)
 
 
@@ -343,14 +346,15 @@ def _parse(tx_id: str, tags: Sequence[tuple[str, str]], document: bytes,
     version = LEGACY_VERSION
     if "Sync-Version" in values:
         if values["Sync-Version"] not in (SYNC_VERSION, TIED_SYNC_VERSION):
-            raise RecordError("bad-tag", f"unknown Sync-Version {values['Sync-Version'][:20]!r};"
-                              " this reader knows 2 and 3 (and the 2023 records without it)")
+            raise RecordError(Reason.BAD_TAG,
+                              f"unknown Sync-Version {values['Sync-Version'][:20]!r}; this "
+                              "reader knows 2 and 3 (and the 2023 records without it)")
         version = int(values["Sync-Version"])
     required = COMMON_TAGS + (V2_TAGS if version >= 2 else ()) + (V3_TAGS if version == 3
                                                                   else ())
     missing = [name for name in required if not values.get(name)]
     if missing:
-        raise RecordError("missing-tag", f"record {tx_id} lacks tag(s) {', '.join(missing)}")
+        raise RecordError(Reason.MISSING_TAG, f"record {tx_id} lacks tag(s) {', '.join(missing)}")
     action_name, data = parse_document(document)
     v2: dict[str, Any] = {}
     if version >= 2:
@@ -359,7 +363,7 @@ def _parse(tx_id: str, tags: Sequence[tuple[str, str]], document: bytes,
               "payload_sha256": values["Payload-SHA256"],
               "created_at_ms": _int_tag(values, "Created-At")}
         if v2["sequence"] < 1:
-            raise RecordError("bad-tag", "tag Sequence starts at 1")
+            raise RecordError(Reason.BAD_TAG, "tag Sequence starts at 1")
     if version == 3:
         v2["tx"] = TxRef(values["Kwil-Tx-Hash"], _int_tag(values, "Kwil-Height"),
                          _int_tag(values, "Kwil-Tx-Call"))

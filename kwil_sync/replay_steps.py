@@ -137,7 +137,7 @@ def verify_batch(fetched: Sequence[Fetched], policy: TrustPolicy, *,
         try:
             record = SyncRecord.from_parts(tx, item.data)
         except RecordError as exc:
-            outcomes.append(Refusal(tx.id, Reason(exc.reason), str(exc), tx.tag("Action-Id"),
+            outcomes.append(Refusal(tx.id, exc.reason, str(exc), tx.tag("Action-Id"),
                                     provider))
             continue
         outcomes.append((record, verify_record(record, tx, strict)))

@@ -6,7 +6,6 @@ import ast
 import inspect
 
 import kwil_sync.records
-from kwil_sync.proof_checks import UNPROVEN
 from kwil_sync.records import SyncRecord
 from kwil_sync.refusals import Reason, Refusal
 from kwil_sync.testing.hostile import build_corpus
@@ -20,14 +19,16 @@ def test_reasons_are_their_stored_codes():
 
 
 def test_every_record_error_the_parser_raises_names_a_reason():
-    # RecordError takes its reason as a literal first argument; a new literal must be
-    # added to Reason, or the replay's Reason(exc.reason) would fail on that record.
+    # RecordError takes a Reason member as its first argument (typed; this also holds
+    # where mypy does not look): the replay turns each into a refusal of that reason.
     tree = ast.parse(inspect.getsource(kwil_sync.records))
-    raised = {node.args[0].value for node in ast.walk(tree)
-              if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "RecordError"
-              and node.args and isinstance(node.args[0], ast.Constant)}
-    assert raised and raised <= set(Reason)
-    assert UNPROVEN in set(Reason) and set(REASONS) <= set(Reason)
+    calls = [node for node in ast.walk(tree)
+             if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "RecordError"]
+    named = {node.args[0].attr for node in calls if isinstance(node.args[0], ast.Attribute)
+             and getattr(node.args[0].value, "id", "") == "Reason"}
+    assert calls and len(named) > 1
+    assert all(isinstance(node.args[0], ast.Attribute) for node in calls)
+    assert named <= {r.name for r in Reason} and set(REASONS) <= set(Reason)
 
 
 def test_the_hostile_corpus_names_its_reasons_and_refusals_carry_a_records_ids():
