@@ -65,7 +65,12 @@ class TooManyRedirects(KwilSyncError, RuntimeError):
 
 
 class AnswerTooLarge(KwilSyncError, ValueError):
-    """An answer's body was larger than the caller allows; it was not read further."""
+    """An answer's body was larger than the caller allows; it was not read further
+    (`bytes_read` says how far it got)."""
+
+    def __init__(self, message: str, bytes_read: int) -> None:
+        super().__init__(message)
+        self.bytes_read = bytes_read
 
 
 @dataclass(frozen=True)
@@ -127,9 +132,15 @@ class Reply:
         except TRANSPORT_ERRORS as exc:
             raise TransportFailure(self.url, exc) from exc
 
-    def read(self) -> bytes:
-        """The whole body."""
-        return b"".join(self.iter_chunks())
+    def read(self, max_bytes: int | None = None) -> bytes:
+        """The whole body; with `max_bytes`, AnswerTooLarge once more than that arrived."""
+        body = bytearray()
+        for chunk in self.iter_chunks():
+            body += chunk
+            if max_bytes is not None and len(body) > max_bytes:
+                raise AnswerTooLarge(f"{self.url}: the answer is over {max_bytes} bytes",
+                                     len(body))
+        return bytes(body)
 
     @property
     def finished(self) -> bool:
@@ -205,13 +216,7 @@ class HTTPPool:
             TransportFailure, TooManyRedirects, ValueError: As `request`.
         """
         with self.request(method, url, body=body, headers=headers) as reply:
-            data = bytearray()
-            for chunk in reply.iter_chunks():
-                data += chunk
-                if len(data) > max_bytes:
-                    raise AnswerTooLarge(f"{method} {url}: the answer is over {max_bytes} "
-                                         "bytes")
-            return Answer(reply.status, reply.headers, bytes(data))
+            return Answer(reply.status, reply.headers, reply.read(max_bytes))
 
     def _exchange(self, origin: _Origin, method: str, url: str, body: bytes | None,
                   headers: Mapping[str, str]

@@ -24,7 +24,6 @@ from kwil_sync.verify import TrustPolicy, Verdict, verify_record
 __all__ = ["Judged", "Unproven", "judge_unproven", "proven_row"]
 
 
-
 @dataclass(frozen=True)
 class Unproven:
     """A record its row could not prove: the record, the row, the fetched document."""

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from types import TracebackType
 
 from kwil_sync.errors import KwilSyncError
-from kwil_sync.http_pool import HTTPPool, Reply, TransportFailure
+from kwil_sync.http_pool import AnswerTooLarge, HTTPPool, Reply, TransportFailure
 from kwil_sync.retry import RetryPolicy
 
 __all__ = [
@@ -167,11 +167,6 @@ class GatewayDataClient:
         return DocumentTooLarge(id, f"document {id} is larger than max_bytes={self.max_bytes} "
                                 f"({size}); raise max_bytes if it is legitimate")
 
-    def _append(self, id: str, body: bytearray, chunk: bytes) -> None:
-        body += chunk
-        if len(body) > self.max_bytes:
-            raise self._too_large(id, f"over {len(body)} bytes read")
-
     def _exhausted(self, id: str, reason: str) -> GatewayError:
         return GatewayError(id, f"document {id} from {self.url} failed {self.retries} times, "
                             f"last: {reason}; check that the gateway is up, then retry")
@@ -194,10 +189,10 @@ class GatewayDataClient:
         """One try: the whole body, read under the size cap."""
         with self.http.request("GET", url) as response:
             self._check_head(id, response)
-            body = bytearray()
-            for chunk in response.iter_chunks():
-                self._append(id, body, chunk)
-            return bytes(body)
+            try:
+                return response.read(self.max_bytes)
+            except AnswerTooLarge as exc:
+                raise self._too_large(id, f"over {exc.bytes_read} bytes read") from None
 
     def _result(self, id: str) -> FetchResult:
         try:
